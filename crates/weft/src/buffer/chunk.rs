@@ -1,0 +1,182 @@
+//! `Chunk`: a fixed-capacity array of span records with one writer and one reader.
+//!
+//! The owning thread writes slot `len` and then publishes `len + 1` with a
+//! `Release` store; readers load `len` with `Acquire` and may read every slot below
+//! it, which the writer never touches again. When full, the writer links a new
+//! chunk through `next` and sets `sealed`, so a reader that sees `sealed` knows
+//! `len` is final and where to continue. A chunk is shared through `Arc`: the
+//! writer, the collector's cursor and every exported batch range hold it, and the
+//! last one to let go drops its records and returns its bytes to the budget.
+
+use std::cell::UnsafeCell;
+use std::mem::MaybeUninit;
+use std::ptr;
+use std::sync::atomic::{AtomicBool, AtomicPtr, AtomicUsize, Ordering};
+use std::sync::Arc;
+
+use super::budget::Budget;
+use crate::record::SpanRecord;
+
+/// Bytes one slot costs.
+pub(crate) const SLOT_BYTES: usize = std::mem::size_of::<SpanRecord>();
+
+pub(crate) struct Chunk {
+    /// Published records; written only by the owner.
+    len: AtomicUsize,
+    /// Set (after `next`) when the owner has moved on to the next chunk.
+    sealed: AtomicBool,
+    /// The next chunk: an `Arc<Chunk>` turned into a raw pointer, owned by this link.
+    next: AtomicPtr<Chunk>,
+    /// Bytes charged to the budget on behalf of this chunk and its records' heap data.
+    charged: AtomicUsize,
+    budget: &'static Budget,
+    slots: Box<[UnsafeCell<MaybeUninit<SpanRecord>>]>,
+}
+
+// SAFETY: slots are written only by the single owner before being published with a
+// Release store of `len`, and only read (never written) below `len` afterwards.
+// `SpanRecord` is `Send + Sync`.
+unsafe impl Send for Chunk {}
+unsafe impl Sync for Chunk {}
+
+impl Chunk {
+    /// Bytes a chunk of `cap` slots is charged.
+    pub(crate) fn bytes_for(cap: usize) -> usize {
+        cap * SLOT_BYTES + std::mem::size_of::<Chunk>()
+    }
+
+    /// Allocates a chunk whose bytes ([`Chunk::bytes_for`]) the caller has charged.
+    pub(crate) fn new(cap: usize, budget: &'static Budget) -> Arc<Chunk> {
+        let slots = (0..cap).map(|_| UnsafeCell::new(MaybeUninit::uninit())).collect();
+        Arc::new(Chunk {
+            len: AtomicUsize::new(0),
+            sealed: AtomicBool::new(false),
+            next: AtomicPtr::new(ptr::null_mut()),
+            charged: AtomicUsize::new(Self::bytes_for(cap)),
+            budget,
+            slots,
+        })
+    }
+
+    /// A sealed chunk holding `records`, already charged `charged` bytes. For the
+    /// rare paths that do not go through a thread's own chain.
+    pub(crate) fn from_records(records: Vec<SpanRecord>, charged: usize, budget: &'static Budget) -> Arc<Chunk> {
+        let n = records.len();
+        let slots = records.into_iter().map(|r| UnsafeCell::new(MaybeUninit::new(r))).collect();
+        Arc::new(Chunk {
+            len: AtomicUsize::new(n),
+            sealed: AtomicBool::new(true),
+            next: AtomicPtr::new(ptr::null_mut()),
+            charged: AtomicUsize::new(charged),
+            budget,
+            slots,
+        })
+    }
+
+    pub(crate) fn capacity(&self) -> usize {
+        self.slots.len()
+    }
+
+    /// Writes slot `i` and publishes `i + 1` records.
+    ///
+    /// # Safety
+    /// Only the owner may call this, with `i` equal to the current length and below
+    /// the capacity, and never after sealing.
+    #[inline]
+    pub(crate) unsafe fn write(&self, i: usize, rec: SpanRecord) {
+        debug_assert!(i < self.slots.len());
+        (*self.slots.get_unchecked(i).get()).write(rec);
+        self.len.store(i + 1, Ordering::Release);
+    }
+
+    /// Adds heap bytes the owner charged to the budget for records in this chunk.
+    /// Owner only (a load and a store: the owner is the only writer).
+    pub(crate) fn add_charged(&self, n: usize) {
+        self.charged.store(self.charged.load(Ordering::Relaxed) + n, Ordering::Relaxed);
+    }
+
+    /// Links `next` and seals this chunk. Owner only, once.
+    pub(crate) fn seal_with_next(&self, next: Arc<Chunk>) {
+        self.next.store(Arc::into_raw(next) as *mut Chunk, Ordering::Relaxed);
+        self.sealed.store(true, Ordering::Release);
+    }
+
+    /// The published length.
+    #[inline]
+    pub(crate) fn published(&self) -> usize {
+        self.len.load(Ordering::Acquire)
+    }
+
+    /// Whether the owner has moved on; if so, `published()` read after this is final.
+    pub(crate) fn is_sealed(&self) -> bool {
+        self.sealed.load(Ordering::Acquire)
+    }
+
+    /// Takes the link to the next chunk (reader side, after seeing `is_sealed`).
+    pub(crate) fn take_next(&self) -> Option<Arc<Chunk>> {
+        let p = self.next.swap(ptr::null_mut(), Ordering::Acquire);
+        // SAFETY: a non-null `next` came from `Arc::into_raw` and is taken only once.
+        (!p.is_null()).then(|| unsafe { Arc::from_raw(p) })
+    }
+
+    /// Records `start..end`.
+    ///
+    /// # Safety
+    /// `end` must not exceed a value previously returned by `published()`.
+    pub(crate) unsafe fn records(&self, start: usize, end: usize) -> &[SpanRecord] {
+        let s = &self.slots[start..end];
+        std::slice::from_raw_parts(s.as_ptr() as *const SpanRecord, s.len())
+    }
+}
+
+impl Drop for Chunk {
+    fn drop(&mut self) {
+        let len = *self.len.get_mut();
+        for slot in &mut self.slots[..len] {
+            // SAFETY: slots below `len` were initialised and are dropped once, here.
+            unsafe { slot.get_mut().assume_init_drop() };
+        }
+        self.budget.release(*self.charged.get_mut());
+        // Unlink the rest of the chain iteratively so a long unread chain cannot
+        // overflow the stack through recursive drops.
+        let mut next = self.take_next();
+        while let Some(arc) = next {
+            match Arc::try_unwrap(arc) {
+                Ok(chunk) => {
+                    next = chunk.take_next();
+                    drop(chunk);
+                }
+                Err(_) => break,
+            }
+        }
+    }
+}
+
+/// A range of published records in one chunk; keeps the chunk alive.
+pub(crate) struct ChunkRange {
+    chunk: Arc<Chunk>,
+    start: u32,
+    end: u32,
+}
+
+impl ChunkRange {
+    /// # Safety
+    /// `end` must not exceed a value `chunk.published()` returned.
+    pub(crate) unsafe fn new(chunk: Arc<Chunk>, start: usize, end: usize) -> Self {
+        ChunkRange { chunk, start: start as u32, end: end as u32 }
+    }
+    pub(crate) fn len(&self) -> usize {
+        (self.end - self.start) as usize
+    }
+    pub(crate) fn records(&self) -> &[SpanRecord] {
+        // SAFETY: guaranteed by `new`'s contract.
+        unsafe { self.chunk.records(self.start as usize, self.end as usize) }
+    }
+    /// Splits off the first `n` records into their own range.
+    pub(crate) fn split_front(&mut self, n: usize) -> ChunkRange {
+        let mid = self.start + n as u32;
+        let front = ChunkRange { chunk: self.chunk.clone(), start: self.start, end: mid };
+        self.start = mid;
+        front
+    }
+}

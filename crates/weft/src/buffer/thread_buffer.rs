@@ -1,0 +1,262 @@
+//! One thread's side of the buffer: its counters, its chunk chain (written by
+//! `ThreadWriter`, read by the collector's `ThreadCursor`).
+
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+
+use super::chunk::{Chunk, ChunkRange};
+use crate::record::SpanRecord;
+use crate::sampler::DropReason;
+use crate::tracer::TracerShared;
+
+/// Smallest and largest chunk, in slots. Chunks double from the smallest so a
+/// thread that ends a few spans holds a few kilobytes, and a busy one amortises
+/// chunk allocation and budget charging over hundreds of spans.
+const MIN_CHUNK: usize = 16;
+const MAX_CHUNK: usize = 256;
+/// Heap bytes (owned strings, spilled attributes, events) a writer may hold before
+/// charging them to the budget, so the shared counter is not written per span.
+const HEAP_CHARGE_STEP: usize = 16 * 1024;
+
+/// A counter written by one thread only: a relaxed load and store instead of a
+/// locked read-modify-write, so counting costs what a plain increment does.
+#[derive(Debug, Default)]
+pub(crate) struct OwnedCounter(AtomicU64);
+
+impl OwnedCounter {
+    #[inline]
+    pub(crate) fn add(&self, n: u64) {
+        self.0.store(self.0.load(Ordering::Relaxed).wrapping_add(n), Ordering::Relaxed);
+    }
+    pub(crate) fn get(&self) -> u64 {
+        self.0.load(Ordering::Relaxed)
+    }
+}
+
+/// Per-thread counters, summed by `stats()`.
+#[derive(Debug, Default)]
+pub(crate) struct ThreadCounters {
+    pub started: OwnedCounter,
+    pub ended: OwnedCounter,
+    /// Ended spans that were not recorded because their trace was sampled out.
+    pub sampled_out_spans: OwnedCounter,
+    /// Root decisions that dropped a trace, by sampler.
+    pub sampled_out_traces: [OwnedCounter; DropReason::COUNT],
+    /// Records written to this thread's chunks.
+    pub recorded: OwnedCounter,
+    /// Ended spans dropped because no chunk could be allocated under the budget.
+    pub dropped_memory: OwnedCounter,
+}
+
+/// What the owning thread and the collector share for one thread.
+pub(crate) struct ThreadBuffer {
+    pub counters: ThreadCounters,
+    /// The first chunk, until the collector picks it up.
+    first: Mutex<Option<Arc<Chunk>>>,
+    /// Cleared (Release) by the writer's drop, after its last write.
+    alive: AtomicBool,
+}
+
+impl ThreadBuffer {
+    pub(crate) fn is_alive(&self) -> bool {
+        self.alive.load(Ordering::Acquire)
+    }
+}
+
+/// The owning thread's handle: appends records to its chunk chain.
+pub(crate) struct ThreadWriter {
+    pub tracer: &'static TracerShared,
+    pub buffer: Arc<ThreadBuffer>,
+    chunk: Option<Arc<Chunk>>,
+    len: usize,
+    next_cap: usize,
+    uncharged_heap: usize,
+}
+
+impl ThreadWriter {
+    /// Creates a writer and registers its buffer with the tracer's collector.
+    pub(crate) fn register(tracer: &'static TracerShared) -> ThreadWriter {
+        let buffer = Arc::new(ThreadBuffer {
+            counters: ThreadCounters::default(),
+            first: Mutex::new(None),
+            alive: AtomicBool::new(true),
+        });
+        tracer.register(buffer.clone());
+        ThreadWriter { tracer, buffer, chunk: None, len: 0, next_cap: MIN_CHUNK, uncharged_heap: 0 }
+    }
+
+    #[inline]
+    pub(crate) fn counters(&self) -> &ThreadCounters {
+        &self.buffer.counters
+    }
+
+    /// Appends a finished record. `heap` is the heap memory it owns. Returns false
+    /// (and counts the drop) if the memory budget has no room for a new chunk.
+    #[inline]
+    pub(crate) fn push(&mut self, rec: SpanRecord, heap: usize) -> bool {
+        let full = match &self.chunk {
+            Some(c) => self.len == c.capacity(),
+            None => true,
+        };
+        if full && !self.grow() {
+            self.counters().dropped_memory.add(1);
+            return false;
+        }
+        let Some(chunk) = &self.chunk else { return false };
+        // SAFETY: we are the chunk's only writer, `len` is its current length and
+        // below its capacity (checked above), and it is not sealed.
+        unsafe { chunk.write(self.len, rec) };
+        self.len += 1;
+        self.counters().recorded.add(1);
+        if heap != 0 {
+            self.uncharged_heap += heap;
+            if self.uncharged_heap >= HEAP_CHARGE_STEP {
+                self.settle_heap();
+            }
+        }
+        true
+    }
+
+    /// Charges accumulated heap bytes to the budget, on the current chunk's account.
+    fn settle_heap(&mut self) {
+        if self.uncharged_heap == 0 {
+            return;
+        }
+        if let Some(c) = &self.chunk {
+            self.tracer.budget.charge(self.uncharged_heap);
+            c.add_charged(self.uncharged_heap);
+        }
+        self.uncharged_heap = 0;
+    }
+
+    /// Moves on to a new chunk. Cold: once per up to 256 spans.
+    #[cold]
+    fn grow(&mut self) -> bool {
+        let cap = self.next_cap;
+        if !self.tracer.budget.try_charge(Chunk::bytes_for(cap)) {
+            // Start small again once memory frees up.
+            self.next_cap = MIN_CHUNK;
+            return false;
+        }
+        self.settle_heap();
+        let new = Chunk::new(cap, &self.tracer.budget);
+        match self.chunk.replace(new.clone()) {
+            Some(old) => old.seal_with_next(new),
+            None => {
+                if let Ok(mut first) = self.buffer.first.lock() {
+                    *first = Some(new);
+                }
+            }
+        }
+        self.len = 0;
+        self.next_cap = (cap * 2).min(MAX_CHUNK);
+        self.tracer.nudge_collector();
+        true
+    }
+}
+
+impl Drop for ThreadWriter {
+    fn drop(&mut self) {
+        self.settle_heap();
+        self.buffer.alive.store(false, Ordering::Release);
+        self.tracer.nudge_collector();
+    }
+}
+
+/// The collector's read position in one thread's chain.
+pub(crate) struct ThreadCursor {
+    pub buffer: Arc<ThreadBuffer>,
+    chunk: Option<Arc<Chunk>>,
+    taken: usize,
+    /// Records this cursor has handed to the collector.
+    pub collected: u64,
+}
+
+impl ThreadCursor {
+    pub(crate) fn new(buffer: Arc<ThreadBuffer>) -> Self {
+        ThreadCursor { buffer, chunk: None, taken: 0, collected: 0 }
+    }
+
+    /// Appends every newly published record as ranges to `out`; returns how many.
+    pub(crate) fn poll(&mut self, out: &mut impl Extend<ChunkRange>) -> usize {
+        if self.chunk.is_none() {
+            self.chunk = self.buffer.first.lock().ok().and_then(|mut f| f.take());
+            self.taken = 0;
+        }
+        let mut n = 0;
+        while let Some(chunk) = &self.chunk {
+            let sealed = chunk.is_sealed();
+            let len = chunk.published();
+            if len > self.taken {
+                // SAFETY: `len` was just returned by `published()`.
+                out.extend(Some(unsafe { ChunkRange::new(chunk.clone(), self.taken, len) }));
+                n += len - self.taken;
+                self.taken = len;
+            }
+            if !sealed {
+                break;
+            }
+            let next = chunk.take_next();
+            self.chunk = next;
+            self.taken = 0;
+        }
+        self.collected += n as u64;
+        n
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::budget::Budget;
+    use super::*;
+
+    fn rec(i: u64) -> SpanRecord {
+        let mut r = crate::testing::record("r");
+        r.span_id = crate::SpanId::from_u64(i + 1);
+        r
+    }
+
+    #[test]
+    fn cursor_reads_across_sealed_chunks_in_order() {
+        let budget: &'static Budget = Box::leak(Box::new(Budget::new(1 << 30)));
+        let new = || {
+            assert!(budget.try_charge(Chunk::bytes_for(2)));
+            Chunk::new(2, budget)
+        };
+        let a = new();
+        let mut cur_chunk = a.clone();
+        let first = a;
+        let mut got = Vec::new();
+        let mut ranges: Vec<ChunkRange> = Vec::new();
+        let buffer = Arc::new(ThreadBuffer {
+            counters: Default::default(),
+            first: Mutex::new(Some(first)),
+            alive: AtomicBool::new(true),
+        });
+        let mut cursor = ThreadCursor::new(buffer);
+        let mut len = 0;
+        for i in 0..7u64 {
+            if len == cur_chunk.capacity() {
+                let n = new();
+                cur_chunk.seal_with_next(n.clone());
+                cur_chunk = n;
+                len = 0;
+            }
+            unsafe { cur_chunk.write(len, rec(i)) };
+            len += 1;
+            if i % 3 == 0 {
+                cursor.poll(&mut ranges);
+            }
+        }
+        cursor.poll(&mut ranges);
+        for r in &ranges {
+            got.extend(r.records().iter().map(|r| r.span_id.to_u64()));
+        }
+        assert_eq!(got, (1..=7).collect::<Vec<_>>());
+        assert_eq!(cursor.collected, 7);
+        drop(ranges);
+        drop(cursor);
+        drop(cur_chunk);
+        assert_eq!(budget.used(), 0, "every chunk returned what it was charged");
+    }
+}

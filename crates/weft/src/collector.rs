@@ -1,0 +1,202 @@
+//! The background collector: one thread per tracer that gathers finished spans
+//! from every thread's chunk chain, cuts them into batches and calls the exporter.
+//!
+//! It polls every 1 ms while spans flow and backs off to 50 ms when idle; a thread
+//! that opens a new chunk wakes it early, so a burst after an idle spell waits at
+//! most one chunk for attention. All export accounting happens here, on one
+//! thread, so the counters need no coordination.
+
+use std::collections::VecDeque;
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
+
+use crate::buffer::chunk::{Chunk, ChunkRange, SLOT_BYTES};
+use crate::buffer::thread_buffer::ThreadCursor;
+use crate::export::{ExportError, SpanBatch, SpanExporter};
+use crate::tracer::TracerShared;
+
+const BUSY_POLL: Duration = Duration::from_millis(1);
+const IDLE_POLL: Duration = Duration::from_millis(50);
+
+pub(crate) struct Config {
+    pub max_batch_spans: usize,
+    pub schedule_delay: Duration,
+}
+
+struct Collector {
+    tracer: &'static TracerShared,
+    exporter: Box<dyn SpanExporter>,
+    cfg: Config,
+    cursors: Vec<ThreadCursor>,
+    pending: VecDeque<ChunkRange>,
+    pending_len: usize,
+    oldest: Option<Instant>,
+}
+
+pub(crate) fn run(tracer: &'static TracerShared, exporter: Box<dyn SpanExporter>, cfg: Config) {
+    let mut c = Collector {
+        tracer,
+        exporter,
+        cfg,
+        cursors: Vec::new(),
+        pending: VecDeque::new(),
+        pending_len: 0,
+        oldest: None,
+    };
+    let mut idle_rounds = 0u32;
+    loop {
+        let (flush_ticket, shutdown) = {
+            let ctl = tracer.control.lock().unwrap_or_else(|e| e.into_inner());
+            let ticket = (ctl.flush_requested > ctl.flush_completed).then_some(ctl.flush_requested);
+            (ticket, ctl.shutdown_requested)
+        };
+        let got = c.poll();
+        let drain = flush_ticket.is_some() || shutdown;
+        c.export_ready(drain);
+        if let Some(ticket) = flush_ticket {
+            c.guarded(|e| e.force_flush());
+            let mut ctl = tracer.control.lock().unwrap_or_else(|e| e.into_inner());
+            ctl.flush_completed = ctl.flush_completed.max(ticket);
+            tracer.control_cv.notify_all();
+        }
+        if shutdown {
+            c.guarded(|e| e.shutdown());
+            let mut ctl = tracer.control.lock().unwrap_or_else(|e| e.into_inner());
+            ctl.shutdown_completed = true;
+            ctl.flush_completed = ctl.flush_requested;
+            tracer.control_cv.notify_all();
+            return;
+        }
+        if got > 0 || c.pending_len > 0 {
+            idle_rounds = 0;
+            std::thread::park_timeout(BUSY_POLL);
+        } else {
+            idle_rounds += 1;
+            if idle_rounds > 10 {
+                tracer.collector_sleeping.store(true, Ordering::Release);
+                std::thread::park_timeout(IDLE_POLL);
+                tracer.collector_sleeping.store(false, Ordering::Relaxed);
+            } else {
+                std::thread::park_timeout(BUSY_POLL);
+            }
+        }
+    }
+}
+
+impl Collector {
+    /// Collects newly published records from every thread; returns how many.
+    fn poll(&mut self) -> usize {
+        // Pick up threads that registered since the last poll; retire threads that
+        // have ended and whose chains are fully read.
+        let buffers: Vec<_> = {
+            let reg = self.tracer.registry.lock().unwrap_or_else(|e| e.into_inner());
+            reg.buffers[self.cursors.len().min(reg.buffers.len())..].to_vec()
+        };
+        self.cursors.extend(buffers.into_iter().map(ThreadCursor::new));
+        let mut n = 0;
+        let mut i = 0;
+        while i < self.cursors.len() {
+            // Read liveness before polling: if the thread was gone already, this
+            // poll sees all it ever wrote.
+            let dead = !self.cursors[i].buffer.is_alive();
+            let got = self.cursors[i].poll(&mut self.pending);
+            n += got;
+            if dead {
+                let cur = self.cursors.swap_remove(i);
+                let mut reg = self.tracer.registry.lock().unwrap_or_else(|e| e.into_inner());
+                if let Some(pos) = reg.buffers.iter().position(|b| std::sync::Arc::ptr_eq(b, &cur.buffer)) {
+                    let b = reg.buffers.swap_remove(pos);
+                    reg.retired.add(&b.counters);
+                }
+                // Keep cursor order equal to registry order for the next sync.
+                self.cursors.sort_by_key(|c| {
+                    reg.buffers.iter().position(|b| std::sync::Arc::ptr_eq(b, &c.buffer)).unwrap_or(usize::MAX)
+                });
+                continue;
+            }
+            i += 1;
+        }
+        let orphans = std::mem::take(&mut *self.tracer.orphans.lock().unwrap_or_else(|e| e.into_inner()));
+        if !orphans.is_empty() {
+            let len = orphans.len();
+            let chunk = Chunk::from_records(orphans, len * SLOT_BYTES, &self.tracer.budget);
+            // SAFETY: a chunk built from records is fully published.
+            self.pending.push_back(unsafe { ChunkRange::new(chunk, 0, len) });
+            n += len;
+        }
+        self.pending_len += n;
+        if n > 0 && self.oldest.is_none() {
+            self.oldest = Some(Instant::now());
+        }
+        n
+    }
+
+    /// Exports full batches, and with `drain` everything pending.
+    fn export_ready(&mut self, drain: bool) {
+        loop {
+            let due = self.oldest.is_some_and(|t| t.elapsed() >= self.cfg.schedule_delay);
+            if self.pending_len == 0 || !(drain || due || self.pending_len >= self.cfg.max_batch_spans) {
+                return;
+            }
+            let batch = self.cut_batch();
+            self.export(batch);
+            if self.pending_len == 0 {
+                self.oldest = None;
+            }
+            if !drain {
+                // Pick up what arrived while exporting before deciding again, so
+                // a slow exporter still gets full batches.
+                self.poll();
+            }
+        }
+    }
+
+    fn cut_batch(&mut self) -> SpanBatch {
+        let mut ranges = Vec::new();
+        let mut n = 0;
+        while n < self.cfg.max_batch_spans {
+            let Some(mut r) = self.pending.pop_front() else { break };
+            let want = self.cfg.max_batch_spans - n;
+            if r.len() > want {
+                let front = r.split_front(want);
+                self.pending.push_front(r);
+                r = front;
+            }
+            n += r.len();
+            ranges.push(r);
+        }
+        self.pending_len -= n;
+        SpanBatch::new(ranges, self.tracer.resource.clone())
+    }
+
+    fn export(&mut self, batch: SpanBatch) {
+        let n = batch.len() as u64;
+        let exporter = &mut self.exporter;
+        let result = catch_unwind(AssertUnwindSafe(|| exporter.export(batch)))
+            .unwrap_or_else(|_| Err(ExportError::Failed("exporter panicked".into())));
+        let out = &self.tracer.out;
+        if self.tracer.final_stats.get().is_some() {
+            return; // shutdown timed out and froze the books
+        }
+        out.batches.fetch_add(1, Ordering::Relaxed);
+        match result {
+            Ok(()) => {
+                out.exported.fetch_add(n, Ordering::Relaxed);
+            }
+            Err(ExportError::PartiallyRejected { rejected, .. }) => {
+                let rejected = rejected.min(n);
+                out.export_rejected.fetch_add(rejected, Ordering::Relaxed);
+                out.exported.fetch_add(n - rejected, Ordering::Relaxed);
+            }
+            Err(_) => {
+                out.export_failed.fetch_add(n, Ordering::Relaxed);
+            }
+        }
+    }
+
+    fn guarded(&mut self, f: impl FnOnce(&mut dyn SpanExporter) -> crate::export::ExportResult) {
+        let exporter = &mut *self.exporter;
+        let _ = catch_unwind(AssertUnwindSafe(|| f(exporter)));
+    }
+}

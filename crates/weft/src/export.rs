@@ -1,0 +1,200 @@
+//! The exporter interface and the exporters that ship with the core: in-memory
+//! (for tests) and console.
+//!
+//! The collector calls [`SpanExporter::export`] from its own thread with a
+//! [`SpanBatch`] that refers to the records where the producing threads wrote
+//! them: nothing is copied on the way. The batch's memory returns to the budget
+//! when the batch is dropped, so an exporter that keeps batches (to retry them)
+//! keeps them counted against the bound.
+
+use std::io::Write;
+use std::sync::{Arc, Mutex};
+
+use crate::buffer::chunk::ChunkRange;
+use crate::record::SpanRecord;
+use crate::resource::Resource;
+
+/// Finished spans handed to an exporter, with the resource they belong to.
+pub struct SpanBatch {
+    ranges: Vec<ChunkRange>,
+    len: usize,
+    resource: Arc<Resource>,
+}
+
+impl SpanBatch {
+    pub(crate) fn new(ranges: Vec<ChunkRange>, resource: Arc<Resource>) -> Self {
+        let len = ranges.iter().map(ChunkRange::len).sum();
+        SpanBatch { ranges, len, resource }
+    }
+    /// Number of spans.
+    pub fn len(&self) -> usize {
+        self.len
+    }
+    /// Whether there are none.
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+    /// The spans, in the order each thread ended them.
+    pub fn iter(&self) -> impl Iterator<Item = &SpanRecord> + '_ {
+        self.ranges.iter().flat_map(|r| r.records())
+    }
+    /// The spans as contiguous slices (for encoders that work slice by slice).
+    pub fn slices(&self) -> impl Iterator<Item = &[SpanRecord]> + '_ {
+        self.ranges.iter().map(|r| r.records())
+    }
+    /// The resource of the process that produced them.
+    pub fn resource(&self) -> &Arc<Resource> {
+        &self.resource
+    }
+}
+
+impl std::fmt::Debug for SpanBatch {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SpanBatch").field("len", &self.len).finish()
+    }
+}
+
+/// Why an export did not (fully) succeed. The collector counts the affected spans
+/// under the matching [`crate::stats::Dropped`] reason.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum ExportError {
+    /// The whole batch failed (after whatever retries the exporter does).
+    #[error("export failed: {0}")]
+    Failed(String),
+    /// The backend accepted the batch but rejected some spans (OTLP partial
+    /// success); those are counted as rejected, the rest as exported.
+    #[error("{rejected} spans rejected by the backend: {message}")]
+    PartiallyRejected {
+        /// How many spans were rejected.
+        rejected: u64,
+        /// The backend's explanation.
+        message: String,
+    },
+    /// The export did not finish in time.
+    #[error("export timed out")]
+    Timeout,
+}
+
+/// The result of an export call.
+pub type ExportResult = Result<(), ExportError>;
+
+/// Receives batches of finished spans on the collector thread.
+pub trait SpanExporter: Send + 'static {
+    /// Exports one batch. Blocking is allowed: the application's threads never wait
+    /// on it; while it blocks, spans accumulate up to the memory bound and the
+    /// adaptive stage sheds new traces.
+    fn export(&mut self, batch: SpanBatch) -> ExportResult;
+    /// Delivers anything the exporter itself buffers.
+    fn force_flush(&mut self) -> ExportResult {
+        Ok(())
+    }
+    /// Called once, last, at tracer shutdown.
+    fn shutdown(&mut self) -> ExportResult {
+        Ok(())
+    }
+}
+
+impl<E: SpanExporter + ?Sized> SpanExporter for Box<E> {
+    fn export(&mut self, batch: SpanBatch) -> ExportResult {
+        (**self).export(batch)
+    }
+    fn force_flush(&mut self) -> ExportResult {
+        (**self).force_flush()
+    }
+    fn shutdown(&mut self) -> ExportResult {
+        (**self).shutdown()
+    }
+}
+
+/// Keeps copies of every exported span in memory; for tests.
+#[derive(Clone, Debug, Default)]
+pub struct InMemoryExporter {
+    spans: Arc<Mutex<Vec<SpanRecord>>>,
+    resource: Arc<Mutex<Option<Arc<Resource>>>>,
+}
+
+impl InMemoryExporter {
+    /// A new, empty exporter. Clone it to keep a handle for reading.
+    pub fn new() -> Self {
+        Self::default()
+    }
+    /// Every span exported so far.
+    pub fn spans(&self) -> Vec<SpanRecord> {
+        self.spans.lock().map(|s| s.clone()).unwrap_or_default()
+    }
+    /// The number of spans exported so far.
+    pub fn len(&self) -> usize {
+        self.spans.lock().map(|s| s.len()).unwrap_or_default()
+    }
+    /// Whether nothing was exported yet.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+    /// The resource of the last batch.
+    pub fn resource(&self) -> Option<Arc<Resource>> {
+        self.resource.lock().ok().and_then(|r| r.clone())
+    }
+}
+
+impl SpanExporter for InMemoryExporter {
+    fn export(&mut self, batch: SpanBatch) -> ExportResult {
+        let mut spans = self.spans.lock().map_err(|_| ExportError::Failed("poisoned".into()))?;
+        spans.extend(batch.iter().cloned());
+        if let Ok(mut r) = self.resource.lock() {
+            *r = Some(batch.resource().clone());
+        }
+        Ok(())
+    }
+}
+
+/// Writes one line per span to a writer (stdout by default).
+pub struct ConsoleExporter<W: Write + Send + 'static = std::io::Stdout> {
+    out: W,
+}
+
+impl ConsoleExporter {
+    /// Writes to standard output.
+    pub fn stdout() -> Self {
+        ConsoleExporter { out: std::io::stdout() }
+    }
+}
+
+impl<W: Write + Send + 'static> ConsoleExporter<W> {
+    /// Writes to `out`.
+    pub fn new(out: W) -> Self {
+        ConsoleExporter { out }
+    }
+}
+
+impl<W: Write + Send + 'static> SpanExporter for ConsoleExporter<W> {
+    fn export(&mut self, batch: SpanBatch) -> ExportResult {
+        let service = batch.resource().service_name().unwrap_or("").to_owned();
+        for s in batch.iter() {
+            let mut line = format!(
+                "{service} trace={} span={} parent={} name={:?} kind={:?} dur={}ns status={:?}",
+                s.trace_id,
+                s.span_id,
+                s.parent_span_id,
+                s.name,
+                s.kind,
+                s.duration_nanos(),
+                s.status
+            );
+            for kv in &s.attributes {
+                line.push_str(&format!(" {}={}", kv.key, kv.value));
+            }
+            writeln!(self.out, "{line}").map_err(|e| ExportError::Failed(e.to_string()))?;
+        }
+        Ok(())
+    }
+    fn force_flush(&mut self) -> ExportResult {
+        self.out.flush().map_err(|e| ExportError::Failed(e.to_string()))
+    }
+}
+
+impl<W: Write + Send + 'static> std::fmt::Debug for ConsoleExporter<W> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ConsoleExporter").finish_non_exhaustive()
+    }
+}

@@ -1,0 +1,46 @@
+//! Futures instrumentation: a span that follows a task across `.await` points and
+//! threads. Each poll makes the span the local parent for the duration of that
+//! poll, so spans started inside the future — on whatever worker thread polls it —
+//! become its children; the span ends when the future completes or is dropped.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+
+use crate::span::Span;
+
+pin_project_lite::pin_project! {
+    /// A future running inside a span. Created by [`FutureExt::in_span`].
+    pub struct InSpan<F> {
+        #[pin]
+        inner: F,
+        span: Option<Span>,
+    }
+}
+
+impl<F: Future> Future for InSpan<F> {
+    type Output = F::Output;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<F::Output> {
+        let this = self.project();
+        let guard = this.span.as_ref().map(Span::set_local_parent);
+        let out = this.inner.poll(cx);
+        drop(guard);
+        if out.is_ready() {
+            // End the span as soon as the work is done, not when the wrapper drops.
+            this.span.take();
+        }
+        out
+    }
+}
+
+/// Adds [`FutureExt::in_span`] to every future.
+pub trait FutureExt: Future + Sized {
+    /// Runs this future inside `span`: spans started while it is polled are the
+    /// span's children, and the span ends when the future completes.
+    fn in_span(self, span: Span) -> InSpan<Self> {
+        InSpan { inner: self, span: Some(span) }
+    }
+}
+
+impl<F: Future> FutureExt for F {}

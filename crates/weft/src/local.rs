@@ -1,0 +1,130 @@
+//! Thread-local state: the current local parent, the ID generator and this
+//! thread's buffer writer. One `thread_local!` with constant initialisation, so
+//! reaching it is a few instructions and needs no lazy-init check beyond the
+//! destructor registration std does once.
+//!
+//! None of the accessors call user code while they hold a reference into the
+//! state, so the `UnsafeCell`s are never aliased mutably.
+
+use std::cell::{Cell, UnsafeCell};
+
+use crate::buffer::thread_buffer::ThreadWriter;
+use crate::context::TraceState;
+use crate::ids::{SpanId, TraceFlags, TraceId};
+use crate::tracer::TracerShared;
+
+/// The current local parent: what a new child span on this thread attaches to.
+#[derive(Clone)]
+pub(crate) struct ParentCtx {
+    pub tracer: &'static TracerShared,
+    pub trace_id: TraceId,
+    pub span_id: SpanId,
+    pub flags: TraceFlags,
+    pub trace_state: TraceState,
+    /// Why the trace is not sampled (a `DropReason` index), when it is not.
+    pub reason: u8,
+}
+
+pub(crate) struct LocalState {
+    current: UnsafeCell<Option<ParentCtx>>,
+    rng: Cell<u64>,
+    writer: UnsafeCell<Option<ThreadWriter>>,
+}
+
+thread_local! {
+    static LOCAL: LocalState = const {
+        LocalState { current: UnsafeCell::new(None), rng: Cell::new(0), writer: UnsafeCell::new(None) }
+    };
+}
+
+/// Runs `f` with this thread's state; `None` during thread teardown, after the
+/// state was destroyed.
+#[inline]
+pub(crate) fn with<R>(f: impl FnOnce(&LocalState) -> R) -> Option<R> {
+    LOCAL.try_with(f).ok()
+}
+
+impl LocalState {
+    /// A clone of the current local parent.
+    #[inline]
+    pub(crate) fn current(&self) -> Option<ParentCtx> {
+        // SAFETY: no other reference into `current` is live (see module doc).
+        unsafe { (*self.current.get()).clone() }
+    }
+
+    /// Runs `f` on the current local parent without cloning it.
+    #[inline]
+    pub(crate) fn with_current<R>(&self, f: impl FnOnce(Option<&ParentCtx>) -> R) -> R {
+        // SAFETY: as above; `f` is crate code that does not touch `current`.
+        unsafe { f((*self.current.get()).as_ref()) }
+    }
+
+    /// Replaces the current local parent, returning the previous one.
+    #[inline]
+    pub(crate) fn replace_current(&self, new: Option<ParentCtx>) -> Option<ParentCtx> {
+        // SAFETY: as above.
+        unsafe { std::mem::replace(&mut *self.current.get(), new) }
+    }
+
+    /// The next pseudo-random number (wyrand): a few cycles, no shared state.
+    #[inline]
+    pub(crate) fn next_u64(&self) -> u64 {
+        let mut s = self.rng.get();
+        if s == 0 {
+            s = seed();
+        }
+        s = s.wrapping_add(0xa076_1d64_78bd_642f);
+        self.rng.set(s);
+        let t = u128::from(s) * u128::from(s ^ 0xe703_7ed1_a0b4_28db);
+        (t >> 64) as u64 ^ t as u64
+    }
+
+    /// A new, valid span ID.
+    #[inline]
+    pub(crate) fn new_span_id(&self) -> SpanId {
+        loop {
+            let v = self.next_u64();
+            if v != 0 {
+                return SpanId::from_u64(v);
+            }
+        }
+    }
+
+    /// A new, valid, random trace ID.
+    #[inline]
+    pub(crate) fn new_trace_id(&self) -> TraceId {
+        loop {
+            let v = u128::from(self.next_u64()) << 64 | u128::from(self.next_u64());
+            if v != 0 {
+                return TraceId::from_u128(v);
+            }
+        }
+    }
+
+    /// This thread's writer for `tracer`, registering one on first use (or when a
+    /// new tracer was installed since).
+    #[inline]
+    #[allow(clippy::mut_from_ref)]
+    pub(crate) fn writer(&self, tracer: &'static TracerShared) -> &mut ThreadWriter {
+        // SAFETY: the returned reference is used by crate code only, briefly, and no
+        // other reference into `writer` is live meanwhile.
+        let slot = unsafe { &mut *self.writer.get() };
+        if !slot.as_ref().is_some_and(|w| std::ptr::eq(w.tracer, tracer)) {
+            *slot = Some(ThreadWriter::register(tracer));
+        }
+        match slot {
+            Some(w) => w,
+            None => unreachable!("set just above"),
+        }
+    }
+}
+
+fn seed() -> u64 {
+    use std::hash::{BuildHasher, Hasher};
+    // RandomState is keyed from the OS once per process and varied per instance, so
+    // each thread gets an independent seed without a syscall per thread.
+    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+    h.write_u64(std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_nanos() as u64));
+    h.write_usize(&h as *const _ as usize);
+    h.finish() | 1
+}

@@ -1,0 +1,163 @@
+//! `SpanRecord`: a finished span as the exporter receives it.
+//!
+//! The record is shaped after the OTLP `Span` message so an exporter can encode it
+//! field by field with no intermediate span type: IDs as integers, times as Unix
+//! nanoseconds, attributes as typed key-values. Up to four attributes live inline
+//! (no heap allocation for the common span); events and links, which most spans do
+//! not have, live behind one optional box so they cost a pointer when absent.
+
+use smallvec::SmallVec;
+
+use crate::context::{SpanContext, TraceState};
+use crate::ids::{SpanId, TraceFlags, TraceId};
+use crate::value::{KeyValue, Str};
+
+/// Attributes stored inline up to four, then on the heap.
+pub type Attributes = SmallVec<[KeyValue; 4]>;
+
+/// The role of a span in a trace (OTLP `SpanKind`).
+#[derive(Copy, Clone, Debug, Default, PartialEq, Eq, Hash)]
+#[repr(u8)]
+pub enum SpanKind {
+    /// An internal operation.
+    #[default]
+    Internal = 1,
+    /// Handling of a synchronous remote request.
+    Server = 2,
+    /// A synchronous remote request.
+    Client = 3,
+    /// Sending a message.
+    Producer = 4,
+    /// Receiving a message.
+    Consumer = 5,
+}
+
+/// The status of a span.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub enum Status {
+    /// Not set (the default).
+    #[default]
+    Unset,
+    /// Explicitly successful.
+    Ok,
+    /// Failed, with a description.
+    Error {
+        /// What went wrong.
+        message: Str,
+    },
+}
+
+impl Status {
+    /// An error status with a message.
+    pub fn error(message: impl Into<Str>) -> Self {
+        Status::Error { message: message.into() }
+    }
+    /// The OTLP status code (0 unset, 1 ok, 2 error).
+    pub fn code(&self) -> u8 {
+        match self {
+            Status::Unset => 0,
+            Status::Ok => 1,
+            Status::Error { .. } => 2,
+        }
+    }
+}
+
+/// A timestamped event on a span.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Event {
+    /// The event name.
+    pub name: Str,
+    /// When it happened, Unix nanoseconds.
+    pub time_unix_nanos: u64,
+    /// Its attributes.
+    pub attributes: Vec<KeyValue>,
+    /// Attributes dropped by the per-event limit.
+    pub dropped_attributes_count: u32,
+}
+
+/// A link from a span to another span (in this or another trace).
+#[derive(Clone, Debug, PartialEq)]
+pub struct Link {
+    /// The linked span.
+    pub context: SpanContext,
+    /// Its attributes.
+    pub attributes: Vec<KeyValue>,
+    /// Attributes dropped by the per-link limit.
+    pub dropped_attributes_count: u32,
+}
+
+impl Link {
+    /// A link with attributes.
+    pub fn new(context: SpanContext, attributes: Vec<KeyValue>) -> Self {
+        Link { context, attributes, dropped_attributes_count: 0 }
+    }
+}
+
+/// Events and links: rare, so boxed away from the record.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct SpanExtras {
+    /// Events in the order they were added.
+    pub events: Vec<Event>,
+    /// Links in the order they were added.
+    pub links: Vec<Link>,
+    /// Events dropped by the event count limit.
+    pub dropped_events_count: u32,
+    /// Links dropped by the link count limit.
+    pub dropped_links_count: u32,
+}
+
+/// A finished span.
+#[derive(Clone, Debug, PartialEq)]
+pub struct SpanRecord {
+    /// The trace this span belongs to.
+    pub trace_id: TraceId,
+    /// This span's ID.
+    pub span_id: SpanId,
+    /// The parent's span ID; [`SpanId::INVALID`] for a root span.
+    pub parent_span_id: SpanId,
+    /// W3C flags (sampled, random).
+    pub flags: TraceFlags,
+    /// Whether the parent came from another process.
+    pub parent_is_remote: bool,
+    /// The kind.
+    pub kind: SpanKind,
+    /// The trace state, carrying the sampling threshold the trace was kept with.
+    pub trace_state: TraceState,
+    /// The span name.
+    pub name: Str,
+    /// Start, Unix nanoseconds.
+    pub start_unix_nanos: u64,
+    /// End, Unix nanoseconds.
+    pub end_unix_nanos: u64,
+    /// Attributes.
+    pub attributes: Attributes,
+    /// Attributes dropped by the count limit.
+    pub dropped_attributes_count: u32,
+    /// Status.
+    pub status: Status,
+    /// Events and links, if any.
+    pub extras: Option<Box<SpanExtras>>,
+}
+
+impl SpanRecord {
+    /// This span's context (as a child would see its parent).
+    pub fn context(&self) -> SpanContext {
+        SpanContext::new(self.trace_id, self.span_id, self.flags, false, self.trace_state.clone())
+    }
+    /// The span's events (empty if none).
+    pub fn events(&self) -> &[Event] {
+        self.extras.as_deref().map_or(&[], |e| &e.events)
+    }
+    /// The span's links (empty if none).
+    pub fn links(&self) -> &[Link] {
+        self.extras.as_deref().map_or(&[], |e| &e.links)
+    }
+    /// The value of an attribute, by key.
+    pub fn attribute(&self, key: &str) -> Option<&crate::value::Value> {
+        self.attributes.iter().find(|kv| kv.key == key).map(|kv| &kv.value)
+    }
+    /// Duration in nanoseconds (0 if the clock went backwards).
+    pub fn duration_nanos(&self) -> u64 {
+        self.end_unix_nanos.saturating_sub(self.start_unix_nanos)
+    }
+}

@@ -1,0 +1,747 @@
+//! `Span`: starting, annotating and ending spans — the hot path.
+//!
+//! A recording span carries its [`SpanRecord`] inline (no allocation for a static
+//! name and up to four attributes). Starting a child of the current local parent
+//! with the default parent-based sampler reads the thread-local parent, draws a
+//! span ID from a thread-local generator and reads the TSC: no lock, no atomic
+//! read-modify-write, no shared write. Ending converts the TSC readings to Unix
+//! time and moves the record into the thread's chunk with one published store.
+
+use std::marker::PhantomData;
+use std::mem::size_of;
+use std::ptr;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use smallvec::SmallVec;
+
+use crate::context::{SpanContext, TraceState};
+use crate::ids::{SpanId, TraceFlags, TraceId};
+use crate::local::{self, LocalState, ParentCtx};
+use crate::record::{Attributes, Event, Link, SpanExtras, SpanKind, SpanRecord, Status};
+use crate::sampler::threshold::Threshold;
+use crate::sampler::{DropReason, SamplingDecision, SamplingParams};
+use crate::tracer::{self, TracerShared};
+use crate::value::{Key, KeyValue, Str, Value};
+
+/// A span: a timed operation in a trace. Ends when dropped, or by [`Span::end`].
+///
+/// ```
+/// let tracer = weft::builder().exporter(weft::InMemoryExporter::new()).log_at_shutdown(false).install().unwrap();
+/// {
+///     let _request = weft::Span::enter("request"); // a new trace, now the local parent
+///     let mut db = weft::Span::child("db.query");   // its child
+///     if db.is_recording() {
+///         db.set_attribute("db.rows", 42);
+///     }
+/// }
+/// let stats = tracer.shutdown(std::time::Duration::from_secs(5)).unwrap();
+/// assert_eq!(stats.exported, 2);
+/// ```
+#[must_use = "a span ends when dropped; bind it to a variable (`let _span = …`) to time a scope"]
+pub struct Span {
+    inner: Inner,
+}
+
+enum Inner {
+    Recording(Recording),
+    NonRecording(NonRecording),
+    Noop,
+}
+
+struct Recording {
+    tracer: &'static TracerShared,
+    start: fastant::Instant,
+    explicit_start: bool,
+    rec: SpanRecord,
+}
+
+struct NonRecording {
+    tracer: &'static TracerShared,
+    trace_id: TraceId,
+    span_id: SpanId,
+    flags: TraceFlags,
+    trace_state: TraceState,
+    reason: u8,
+}
+
+/// Where a new span's parent comes from.
+enum Parent {
+    /// The current local parent, or a new trace if there is none.
+    Local,
+    /// Always a new trace.
+    Root,
+    /// This context (local or remote).
+    Explicit(SpanContext),
+}
+
+/// Options for a span, set with [`SpanBuilder`]. Kept apart from the name so the
+/// fast paths can use defaults without building it.
+#[derive(Default)]
+struct Options {
+    kind: SpanKind,
+    attributes: Attributes,
+    links: Vec<Link>,
+    start_time: Option<u64>,
+}
+
+impl Span {
+    /// A span that records nothing and belongs to no trace.
+    pub const fn noop() -> Span {
+        Span { inner: Inner::Noop }
+    }
+
+    /// A child of this thread's current local parent, or the root of a new trace
+    /// if there is none.
+    #[inline]
+    pub fn child(name: impl Into<Str>) -> Span {
+        let name = name.into();
+        local::with(|l| start_in(l, Parent::Local, name, None)).unwrap_or(Span::noop())
+    }
+
+    /// The root of a new trace, whatever the current local parent.
+    #[inline]
+    pub fn root(name: impl Into<Str>) -> Span {
+        let name = name.into();
+        local::with(|l| start_in(l, Parent::Root, name, None)).unwrap_or(Span::noop())
+    }
+
+    /// A child of `parent`, which may be remote (extracted from a request) or local.
+    pub fn child_of(parent: &SpanContext, name: impl Into<Str>) -> Span {
+        let name = name.into();
+        local::with(|l| start_in(l, Parent::Explicit(parent.clone()), name, None)).unwrap_or(Span::noop())
+    }
+
+    /// [`Span::child`], made the current local parent until the returned guard drops;
+    /// then the span ends.
+    #[inline]
+    pub fn enter(name: impl Into<Str>) -> EnteredSpan {
+        let name = name.into();
+        local::with(|l| {
+            let span = start_in(l, Parent::Local, name, None);
+            EnteredSpan::enter_in(l, span)
+        })
+        .unwrap_or(EnteredSpan { span: Span::noop(), prev: None, active: false, _not_send: PhantomData })
+    }
+
+    /// A builder for a span with a kind, attributes known at start (visible to the
+    /// sampler), links, an explicit parent or start time.
+    pub fn builder(name: impl Into<Str>) -> SpanBuilder {
+        SpanBuilder { name: name.into(), parent: Parent::Local, opts: Options::default() }
+    }
+
+    /// Makes this span the current local parent until the guard drops.
+    pub fn set_local_parent(&self) -> LocalParentGuard {
+        match self.parent_ctx() {
+            Some(ctx) => match local::with(|l| l.replace_current(Some(ctx))) {
+                Some(prev) => LocalParentGuard { prev, active: true, _not_send: PhantomData },
+                None => LocalParentGuard { prev: None, active: false, _not_send: PhantomData },
+            },
+            None => LocalParentGuard { prev: None, active: false, _not_send: PhantomData },
+        }
+    }
+
+    /// Runs `f` with this span as the current local parent.
+    pub fn in_scope<R>(&self, f: impl FnOnce() -> R) -> R {
+        let _g = self.set_local_parent();
+        f()
+    }
+
+    /// Whether this span records (its trace was sampled). Skip expensive attribute
+    /// work when it does not.
+    #[inline]
+    pub fn is_recording(&self) -> bool {
+        matches!(self.inner, Inner::Recording(_))
+    }
+
+    /// This span's context, for propagation and links.
+    pub fn context(&self) -> SpanContext {
+        match &self.inner {
+            Inner::Recording(r) => {
+                SpanContext::new(r.rec.trace_id, r.rec.span_id, r.rec.flags, false, r.rec.trace_state.clone())
+            }
+            Inner::NonRecording(n) => SpanContext::new(n.trace_id, n.span_id, n.flags, false, n.trace_state.clone()),
+            Inner::Noop => SpanContext::invalid(),
+        }
+    }
+
+    /// Sets an attribute (replacing one with the same key). No-op unless recording.
+    #[inline]
+    pub fn set_attribute(&mut self, key: impl Into<Key>, value: impl Into<Value>) {
+        if let Inner::Recording(r) = &mut self.inner {
+            r.set_attribute(KeyValue { key: key.into(), value: value.into() });
+        }
+    }
+
+    /// Sets an attribute whose value is computed only if the span records.
+    #[inline]
+    pub fn with_attribute<V: Into<Value>>(&mut self, key: impl Into<Key>, value: impl FnOnce() -> V) {
+        if let Inner::Recording(r) = &mut self.inner {
+            r.set_attribute(KeyValue { key: key.into(), value: value().into() });
+        }
+    }
+
+    /// Adds an event now.
+    pub fn add_event(&mut self, name: impl Into<Str>, attributes: Vec<KeyValue>) {
+        if let Inner::Recording(r) = &mut self.inner {
+            let t = fastant::Instant::now().as_unix_nanos(&r.tracer.anchor);
+            r.add_event(name.into(), t, attributes);
+        }
+    }
+
+    /// Adds an event at a given time.
+    pub fn add_event_at(&mut self, name: impl Into<Str>, time: SystemTime, attributes: Vec<KeyValue>) {
+        if let Inner::Recording(r) = &mut self.inner {
+            r.add_event(name.into(), unix_nanos(time), attributes);
+        }
+    }
+
+    /// Adds a link to another span.
+    pub fn add_link(&mut self, context: SpanContext, attributes: Vec<KeyValue>) {
+        if let Inner::Recording(r) = &mut self.inner {
+            r.add_link(Link::new(context, attributes));
+        }
+    }
+
+    /// Sets the status. An `Ok` status is final; `Unset` never overrides.
+    pub fn set_status(&mut self, status: Status) {
+        if let Inner::Recording(r) = &mut self.inner {
+            match (&r.rec.status, &status) {
+                (Status::Ok, _) | (_, Status::Unset) => {}
+                _ => r.rec.status = status,
+            }
+        }
+    }
+
+    /// Renames the span.
+    pub fn update_name(&mut self, name: impl Into<Str>) {
+        if let Inner::Recording(r) = &mut self.inner {
+            r.rec.name = name.into();
+        }
+    }
+
+    /// Ends the span now (same as dropping it).
+    pub fn end(mut self) {
+        self.finish(None);
+    }
+
+    /// Ends the span at the given time.
+    pub fn end_at(mut self, time: SystemTime) {
+        self.finish(Some(unix_nanos(time)));
+    }
+
+    fn parent_ctx(&self) -> Option<ParentCtx> {
+        match &self.inner {
+            Inner::Recording(r) => Some(ParentCtx {
+                tracer: r.tracer,
+                trace_id: r.rec.trace_id,
+                span_id: r.rec.span_id,
+                flags: r.rec.flags,
+                trace_state: r.rec.trace_state.clone(),
+                reason: 0,
+            }),
+            Inner::NonRecording(n) => Some(ParentCtx {
+                tracer: n.tracer,
+                trace_id: n.trace_id,
+                span_id: n.span_id,
+                flags: n.flags,
+                trace_state: n.trace_state.clone(),
+                reason: n.reason,
+            }),
+            Inner::Noop => None,
+        }
+    }
+
+    #[inline]
+    fn finish(&mut self, end: Option<u64>) {
+        match &mut self.inner {
+            Inner::Recording(r) => {
+                let tracer = r.tracer;
+                let anchor = &tracer.anchor;
+                r.rec.end_unix_nanos = match end {
+                    Some(t) => t,
+                    None => fastant::Instant::now().as_unix_nanos(anchor),
+                };
+                if !r.explicit_start {
+                    r.rec.start_unix_nanos = r.start.as_unix_nanos(anchor);
+                }
+                // SAFETY: the record is moved out exactly once; `inner` is
+                // overwritten with `Noop` (no drop of the moved-from value) at once.
+                let rec = unsafe { ptr::read(&r.rec) };
+                unsafe { ptr::write(&mut self.inner, Inner::Noop) };
+                let heap = heap_bytes(&rec);
+                let mut rec = Some(rec);
+                local::with(|l| {
+                    let w = l.writer(tracer);
+                    w.counters().ended.add(1);
+                    if let Some(rec) = rec.take() {
+                        w.push(rec, heap);
+                    }
+                });
+                if let Some(rec) = rec {
+                    tracer.push_orphan(rec);
+                }
+            }
+            Inner::NonRecording(n) => {
+                let tracer = n.tracer;
+                self.inner = Inner::Noop;
+                let counted = local::with(|l| {
+                    let c = l.writer(tracer).counters();
+                    c.ended.add(1);
+                    c.sampled_out_spans.add(1);
+                });
+                if counted.is_none() {
+                    tracer.orphan_counters.ended.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    tracer.orphan_counters.sampled_out.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                }
+            }
+            Inner::Noop => {}
+        }
+    }
+}
+
+impl Drop for Span {
+    #[inline]
+    fn drop(&mut self) {
+        self.finish(None);
+    }
+}
+
+impl std::fmt::Debug for Span {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let ctx = self.context();
+        f.debug_struct("Span")
+            .field("trace_id", &ctx.trace_id())
+            .field("span_id", &ctx.span_id())
+            .field("recording", &self.is_recording())
+            .finish()
+    }
+}
+
+impl Recording {
+    fn set_attribute(&mut self, mut kv: KeyValue) {
+        let limits = &self.tracer.limits;
+        if let Some(max) = limits.max_attribute_value_len {
+            kv.value.truncate(max);
+        }
+        if let Some(a) = self.rec.attributes.iter_mut().find(|a| a.key == kv.key) {
+            a.value = kv.value;
+        } else if self.rec.attributes.len() < limits.max_attributes as usize {
+            self.rec.attributes.push(kv);
+        } else {
+            self.rec.dropped_attributes_count += 1;
+        }
+    }
+
+    fn add_event(&mut self, name: Str, time_unix_nanos: u64, attributes: Vec<KeyValue>) {
+        let limits = self.tracer.limits;
+        let extras = self.rec.extras.get_or_insert_with(Box::default);
+        if extras.events.len() >= limits.max_events as usize {
+            extras.dropped_events_count += 1;
+            return;
+        }
+        let (attributes, dropped) = limit_attrs(attributes, limits.max_attributes_per_event, limits.max_attribute_value_len);
+        extras.events.push(Event { name, time_unix_nanos, attributes, dropped_attributes_count: dropped });
+    }
+
+    fn add_link(&mut self, mut link: Link) {
+        let limits = self.tracer.limits;
+        let extras = self.rec.extras.get_or_insert_with(Box::default);
+        if extras.links.len() >= limits.max_links as usize {
+            extras.dropped_links_count += 1;
+            return;
+        }
+        let (attributes, dropped) =
+            limit_attrs(std::mem::take(&mut link.attributes), limits.max_attributes_per_link, limits.max_attribute_value_len);
+        link.attributes = attributes;
+        link.dropped_attributes_count += dropped;
+        extras.links.push(link);
+    }
+}
+
+fn limit_attrs(mut attrs: Vec<KeyValue>, max: u32, max_len: Option<usize>) -> (Vec<KeyValue>, u32) {
+    let dropped = attrs.len().saturating_sub(max as usize) as u32;
+    attrs.truncate(max as usize);
+    if let Some(l) = max_len {
+        for kv in &mut attrs {
+            kv.value.truncate(l);
+        }
+    }
+    (attrs, dropped)
+}
+
+/// Heap memory a record owns beyond its inline size, for the memory budget.
+fn heap_bytes(rec: &SpanRecord) -> usize {
+    let mut n = 0;
+    if let Str::Owned(s) = &rec.name {
+        n += s.capacity();
+    }
+    if rec.attributes.spilled() {
+        n += rec.attributes.capacity() * size_of::<KeyValue>();
+    }
+    for kv in &rec.attributes {
+        n += kv.heap_bytes();
+    }
+    if let Status::Error { message: Str::Owned(m) } = &rec.status {
+        n += m.capacity();
+    }
+    if let Some(x) = &rec.extras {
+        n += size_of::<SpanExtras>()
+            + x.events.capacity() * size_of::<Event>()
+            + x.links.capacity() * size_of::<Link>();
+        for e in &x.events {
+            n += e.attributes.capacity() * size_of::<KeyValue>() + e.attributes.iter().map(KeyValue::heap_bytes).sum::<usize>();
+        }
+        for l in &x.links {
+            n += l.attributes.capacity() * size_of::<KeyValue>() + l.attributes.iter().map(KeyValue::heap_bytes).sum::<usize>();
+        }
+    }
+    n
+}
+
+fn unix_nanos(t: SystemTime) -> u64 {
+    t.duration_since(UNIX_EPOCH).map_or(0, |d| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX))
+}
+
+/// Starts a span on this thread. The common case — a child of a local parent under
+/// a sampler that follows local parents — is decided here without calling the
+/// sampler; everything else goes through [`start_sampled`].
+#[inline]
+fn start_in(l: &LocalState, parent: Parent, name: Str, opts: Option<Options>) -> Span {
+    if let Parent::Local = parent {
+        let fast = l.with_current(move |cur| match cur {
+            Some(p) if p.tracer.follows_local => Ok(local_child(l, p, name, opts)),
+            _ => Err((name, opts)),
+        });
+        return match fast {
+            Ok(span) => span,
+            Err((name, opts)) => start_sampled(l, Parent::Local, name, opts.unwrap_or_default()),
+        };
+    }
+    start_sampled(l, parent, name, opts.unwrap_or_default())
+}
+
+#[inline]
+fn local_child(l: &LocalState, p: &ParentCtx, name: Str, opts: Option<Options>) -> Span {
+    let w = l.writer(p.tracer);
+    w.counters().started.add(1);
+    let span_id = l.new_span_id();
+    if !p.flags.is_sampled() {
+        return Span {
+            inner: Inner::NonRecording(NonRecording {
+                tracer: p.tracer,
+                trace_id: p.trace_id,
+                span_id,
+                flags: p.flags,
+                trace_state: p.trace_state.clone(),
+                reason: p.reason,
+            }),
+        };
+    }
+    let mut r = Recording {
+        tracer: p.tracer,
+        start: fastant::Instant::now(),
+        explicit_start: false,
+        rec: SpanRecord {
+            trace_id: p.trace_id,
+            span_id,
+            parent_span_id: p.span_id,
+            flags: p.flags,
+            parent_is_remote: false,
+            kind: SpanKind::Internal,
+            trace_state: p.trace_state.clone(),
+            name,
+            start_unix_nanos: 0,
+            end_unix_nanos: 0,
+            attributes: SmallVec::new(),
+            dropped_attributes_count: 0,
+            status: Status::Unset,
+            extras: None,
+        },
+    };
+    if let Some(o) = opts {
+        r.apply(o);
+    }
+    Span { inner: Inner::Recording(r) }
+}
+
+impl Recording {
+    fn apply(&mut self, o: Options) {
+        self.rec.kind = o.kind;
+        for kv in o.attributes {
+            self.set_attribute(kv);
+        }
+        for link in o.links {
+            self.add_link(link);
+        }
+        if let Some(t) = o.start_time {
+            self.rec.start_unix_nanos = t;
+            self.explicit_start = true;
+        }
+    }
+}
+
+/// Starts a span with a sampling decision: roots, explicit parents, and local
+/// children under samplers that do not simply follow the parent.
+#[cold]
+fn start_sampled(l: &LocalState, parent: Parent, name: Str, opts: Options) -> Span {
+    // Resolve the parent context and the tracer.
+    let (tracer, parent_ctx, reason_if_unsampled): (&'static TracerShared, Option<SpanContext>, u8) = match parent {
+        Parent::Local => match l.current() {
+            Some(p) => {
+                let ctx = SpanContext::new(p.trace_id, p.span_id, p.flags, false, p.trace_state.clone());
+                (p.tracer, Some(ctx), p.reason)
+            }
+            None => match tracer::global() {
+                Some(t) => (t, None, 0),
+                None => return Span::noop(),
+            },
+        },
+        Parent::Root => match tracer::global() {
+            Some(t) => (t, None, 0),
+            None => return Span::noop(),
+        },
+        Parent::Explicit(ctx) => {
+            // An explicit local parent keeps its tracer if it is the current one.
+            let t = match l.with_current(|c| c.map(|p| p.tracer)) {
+                Some(t) if !ctx.is_remote() => Some(t),
+                _ => tracer::global(),
+            };
+            match t {
+                Some(t) => (t, ctx.is_valid().then_some(ctx), DropReason::Parent as u8),
+                None => return Span::noop(),
+            }
+        }
+    };
+    let w = l.writer(tracer);
+    w.counters().started.add(1);
+    let is_local_root = parent_ctx.as_ref().is_none_or(|c| c.is_remote());
+    let trace_id = parent_ctx.as_ref().map_or_else(|| l.new_trace_id(), |c| c.trace_id());
+    let randomness = parent_ctx.as_ref().map_or(trace_id.randomness(), |c| c.randomness());
+    let decision = match &parent_ctx {
+        Some(c) if !c.is_remote() && tracer.follows_local => {
+            if c.is_sampled() {
+                SamplingDecision::Sample(c.trace_state().threshold())
+            } else {
+                SamplingDecision::Drop(DropReason::from_index(reason_if_unsampled))
+            }
+        }
+        _ => tracer.sampler.should_sample(&SamplingParams {
+            parent: parent_ctx.as_ref(),
+            trace_id,
+            randomness,
+            name: &name,
+            kind: opts.kind,
+            attributes: &opts.attributes,
+            links: &opts.links,
+        }),
+    };
+    // The adaptive stage sheds whole new traces under memory pressure; spans of
+    // traces already kept are never shed here.
+    let decision = match decision {
+        SamplingDecision::Sample(th) if is_local_root => match tracer.adaptive {
+            Some(a) => {
+                let (used, limit) = (tracer.budget.used(), tracer.budget.limit());
+                if (used as f64) <= a.high_water * limit as f64 {
+                    SamplingDecision::Sample(th)
+                } else {
+                    let t = a.threshold(used, limit);
+                    if t.keeps(randomness) {
+                        SamplingDecision::Sample(th.map(|x| x.max(t)))
+                    } else {
+                        SamplingDecision::Drop(DropReason::Adaptive)
+                    }
+                }
+            }
+            None => SamplingDecision::Sample(th),
+        },
+        d => d,
+    };
+    let span_id = l.new_span_id();
+    let base_state = parent_ctx.as_ref().map_or(TraceState::EMPTY, |c| c.trace_state().clone());
+    let random_flag = parent_ctx.as_ref().map_or(TraceFlags::RANDOM, |c| TraceFlags::new(c.flags().to_u8() & 0x02));
+    match decision {
+        SamplingDecision::Drop(reason) => {
+            if is_local_root {
+                w.counters().sampled_out_traces[reason as usize].add(1);
+            }
+            Span {
+                inner: Inner::NonRecording(NonRecording {
+                    tracer,
+                    trace_id,
+                    span_id,
+                    flags: random_flag,
+                    trace_state: base_state,
+                    reason: reason as u8,
+                }),
+            }
+        }
+        SamplingDecision::Sample(th) => {
+            let mut r = Recording {
+                tracer,
+                start: fastant::Instant::now(),
+                explicit_start: false,
+                rec: SpanRecord {
+                    trace_id,
+                    span_id,
+                    parent_span_id: parent_ctx.as_ref().map_or(SpanId::INVALID, |c| c.span_id()),
+                    flags: random_flag.with(TraceFlags::SAMPLED),
+                    parent_is_remote: parent_ctx.as_ref().is_some_and(|c| c.is_remote()),
+                    kind: SpanKind::Internal,
+                    trace_state: base_state.with_threshold(th.filter(|t| *t != Threshold::NEVER)),
+                    name,
+                    start_unix_nanos: 0,
+                    end_unix_nanos: 0,
+                    attributes: SmallVec::new(),
+                    dropped_attributes_count: 0,
+                    status: Status::Unset,
+                    extras: None,
+                },
+            };
+            r.apply(opts);
+            Span { inner: Inner::Recording(r) }
+        }
+    }
+}
+
+/// Builds a span with options. See [`Span::builder`].
+pub struct SpanBuilder {
+    name: Str,
+    parent: Parent,
+    opts: Options,
+}
+
+impl SpanBuilder {
+    /// The span kind (default internal).
+    pub fn kind(mut self, kind: SpanKind) -> Self {
+        self.opts.kind = kind;
+        self
+    }
+    /// An attribute, visible to the sampler.
+    pub fn attribute(mut self, key: impl Into<Key>, value: impl Into<Value>) -> Self {
+        self.opts.attributes.push(KeyValue::new(key, value));
+        self
+    }
+    /// A link, visible to the sampler.
+    pub fn link(mut self, context: SpanContext, attributes: Vec<KeyValue>) -> Self {
+        self.opts.links.push(Link::new(context, attributes));
+        self
+    }
+    /// Start a new trace regardless of the current local parent.
+    pub fn root(mut self) -> Self {
+        self.parent = Parent::Root;
+        self
+    }
+    /// Use this parent (local or remote) instead of the current local parent.
+    pub fn parent(mut self, ctx: &SpanContext) -> Self {
+        self.parent = Parent::Explicit(ctx.clone());
+        self
+    }
+    /// An explicit start time instead of now.
+    pub fn start_time(mut self, t: SystemTime) -> Self {
+        self.opts.start_time = Some(unix_nanos(t));
+        self
+    }
+    /// Starts the span.
+    pub fn start(self) -> Span {
+        let SpanBuilder { name, parent, opts } = self;
+        local::with(|l| start_in(l, parent, name, Some(opts))).unwrap_or(Span::noop())
+    }
+    /// Starts the span and makes it the current local parent.
+    pub fn enter(self) -> EnteredSpan {
+        let SpanBuilder { name, parent, opts } = self;
+        local::with(|l| {
+            let span = start_in(l, parent, name, Some(opts));
+            EnteredSpan::enter_in(l, span)
+        })
+        .unwrap_or(EnteredSpan { span: Span::noop(), prev: None, active: false, _not_send: PhantomData })
+    }
+}
+
+/// Restores the previous local parent when dropped. Not `Send`: it belongs to the
+/// thread whose local parent it changed.
+#[must_use = "the local parent is restored when the guard drops"]
+pub struct LocalParentGuard {
+    prev: Option<ParentCtx>,
+    active: bool,
+    _not_send: PhantomData<*const ()>,
+}
+
+impl Drop for LocalParentGuard {
+    fn drop(&mut self) {
+        if self.active {
+            let prev = self.prev.take();
+            local::with(|l| l.replace_current(prev));
+        }
+    }
+}
+
+impl std::fmt::Debug for LocalParentGuard {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LocalParentGuard").finish_non_exhaustive()
+    }
+}
+
+/// A span that is the current local parent; restores the previous parent and ends
+/// the span when dropped. Derefs to [`Span`].
+#[must_use = "the span ends when the guard drops; bind it (`let _s = …`)"]
+pub struct EnteredSpan {
+    span: Span,
+    prev: Option<ParentCtx>,
+    active: bool,
+    _not_send: PhantomData<*const ()>,
+}
+
+impl EnteredSpan {
+    #[inline]
+    fn enter_in(l: &LocalState, span: Span) -> EnteredSpan {
+        match span.parent_ctx() {
+            Some(ctx) => {
+                let prev = l.replace_current(Some(ctx));
+                EnteredSpan { span, prev, active: true, _not_send: PhantomData }
+            }
+            None => EnteredSpan { span, prev: None, active: false, _not_send: PhantomData },
+        }
+    }
+}
+
+impl std::ops::Deref for EnteredSpan {
+    type Target = Span;
+    fn deref(&self) -> &Span {
+        &self.span
+    }
+}
+impl std::ops::DerefMut for EnteredSpan {
+    fn deref_mut(&mut self) -> &mut Span {
+        &mut self.span
+    }
+}
+
+impl Drop for EnteredSpan {
+    #[inline]
+    fn drop(&mut self) {
+        if self.active {
+            let prev = self.prev.take();
+            local::with(|l| l.replace_current(prev));
+        }
+        // `span` ends when the field drops, after the parent is restored.
+    }
+}
+
+impl std::fmt::Debug for EnteredSpan {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.span.fmt(f)
+    }
+}
+
+/// The context of this thread's current local parent, if any — for injecting
+/// into outgoing requests.
+pub fn current_context() -> Option<SpanContext> {
+    local::with(|l| l.with_current(|c| c.map(|p| SpanContext::new(p.trace_id, p.span_id, p.flags, false, p.trace_state.clone()))))
+        .flatten()
+}
+
+impl std::fmt::Debug for SpanBuilder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SpanBuilder").field("name", &self.name).field("kind", &self.opts.kind).finish_non_exhaustive()
+    }
+}
