@@ -103,16 +103,14 @@ impl Collector {
             let got = self.cursors[i].poll(&mut self.pending);
             n += got;
             if dead {
-                let cur = self.cursors.swap_remove(i);
+                // Order-preserving removal from both lists keeps the invariant the
+                // sync above relies on: cursors mirror a prefix of the registry.
+                let cur = self.cursors.remove(i);
                 let mut reg = self.tracer.registry.lock().unwrap_or_else(|e| e.into_inner());
                 if let Some(pos) = reg.buffers.iter().position(|b| std::sync::Arc::ptr_eq(b, &cur.buffer)) {
-                    let b = reg.buffers.swap_remove(pos);
+                    let b = reg.buffers.remove(pos);
                     reg.retired.add(&b.counters);
                 }
-                // Keep cursor order equal to registry order for the next sync.
-                self.cursors.sort_by_key(|c| {
-                    reg.buffers.iter().position(|b| std::sync::Arc::ptr_eq(b, &c.buffer)).unwrap_or(usize::MAX)
-                });
                 continue;
             }
             i += 1;

@@ -16,44 +16,60 @@ use crate::sampler::threshold::{parse_rv, Threshold, MAX_RANDOMNESS};
 const MAX_MEMBERS: usize = 32;
 
 /// W3C `tracestate`, with OpenTelemetry's sampling entry parsed.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct TraceState {
-    /// `ot=th:` — the rejection threshold the trace was sampled with.
-    th: Option<Threshold>,
-    /// `ot=rv:` — explicit randomness to use instead of the trace ID's.
-    rv: Option<u64>,
+    /// `ot=th:` — the rejection threshold the trace was sampled with; `NONE` if absent.
+    th: u64,
+    /// `ot=rv:` — explicit randomness to use instead of the trace ID's; `NONE` if absent.
+    rv: u64,
+    /// Everything else, rare enough to live behind one pointer (keeps the record small).
+    foreign: Option<Arc<Foreign>>,
+}
+
+/// Marks an absent `th` or `rv` (both are at most 2^56).
+const NONE: u64 = u64::MAX;
+
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+struct Foreign {
     /// Other `ot` sub-keys, kept verbatim (`key:value;key:value`).
-    ot_rest: Option<Arc<str>>,
+    ot_rest: Option<Box<str>>,
     /// Every non-`ot` member, verbatim and in order (`k=v,k2=v2`).
-    others: Option<Arc<str>>,
+    others: Option<Box<str>>,
+}
+
+impl Default for TraceState {
+    fn default() -> Self {
+        TraceState::EMPTY
+    }
 }
 
 impl TraceState {
     /// An empty trace state.
-    pub const EMPTY: TraceState = TraceState { th: None, rv: None, ot_rest: None, others: None };
+    pub const EMPTY: TraceState = TraceState { th: NONE, rv: NONE, foreign: None };
 
     /// The sampling threshold recorded in `ot=th:`, if any.
     pub fn threshold(&self) -> Option<Threshold> {
-        self.th
+        Threshold::from_raw(self.th)
     }
     /// This trace state with `ot=th:` set (or removed).
     pub fn with_threshold(mut self, th: Option<Threshold>) -> Self {
-        self.th = th;
+        self.th = th.map_or(NONE, Threshold::raw);
         self
     }
     /// The explicit randomness from `ot=rv:`, if any.
     pub fn explicit_randomness(&self) -> Option<u64> {
-        self.rv
+        (self.rv != NONE).then_some(self.rv)
     }
     /// Whether there is nothing to write.
     pub fn is_empty(&self) -> bool {
-        self.th.is_none() && self.rv.is_none() && self.ot_rest.is_none() && self.others.is_none()
+        self.th == NONE && self.rv == NONE && self.foreign.is_none()
     }
 
     /// Parses a `tracestate` header value. Malformed members are an error; callers
     /// that extract from a request ignore the whole header then, as W3C asks.
     pub fn parse(header: &str) -> Result<Self, ParseError> {
         let mut ts = TraceState::default();
+        let mut foreign = Foreign::default();
         let mut others = String::new();
         let mut count = 0;
         for member in header.split(',') {
@@ -78,8 +94,8 @@ impl TraceState {
                 let mut rest = String::new();
                 for sub in value.split(';') {
                     match sub.split_once(':') {
-                        Some(("th", v)) => ts.th = Some(Threshold::parse_th(v)?),
-                        Some(("rv", v)) => ts.rv = Some(parse_rv(v)?),
+                        Some(("th", v)) => ts.th = Threshold::parse_th(v)?.raw(),
+                        Some(("rv", v)) => ts.rv = parse_rv(v)?,
                         Some(_) => {
                             if !rest.is_empty() {
                                 rest.push(';');
@@ -90,7 +106,7 @@ impl TraceState {
                     }
                 }
                 if !rest.is_empty() {
-                    ts.ot_rest = Some(rest.into());
+                    foreign.ot_rest = Some(rest.into());
                 }
             } else {
                 if !others.is_empty() {
@@ -100,7 +116,10 @@ impl TraceState {
             }
         }
         if !others.is_empty() {
-            ts.others = Some(others.into());
+            foreign.others = Some(others.into());
+        }
+        if foreign != Foreign::default() {
+            ts.foreign = Some(Arc::new(foreign));
         }
         Ok(ts)
     }
@@ -108,17 +127,18 @@ impl TraceState {
     /// The header value (the `ot` member first, as the most recently updated).
     pub fn header_value(&self) -> String {
         let mut ot = String::new();
-        if let Some(th) = self.th.and_then(|t| t.to_th()) {
+        if let Some(th) = self.threshold().and_then(|t| t.to_th()) {
             ot.push_str("th:");
             ot.push_str(&th);
         }
-        if let Some(rv) = self.rv {
+        if let Some(rv) = self.explicit_randomness() {
             if !ot.is_empty() {
                 ot.push(';');
             }
             ot.push_str(&format!("rv:{:014x}", rv & MAX_RANDOMNESS));
         }
-        if let Some(rest) = &self.ot_rest {
+        let foreign = self.foreign.as_deref();
+        if let Some(rest) = foreign.and_then(|f| f.ot_rest.as_deref()) {
             if !ot.is_empty() {
                 ot.push(';');
             }
@@ -129,7 +149,7 @@ impl TraceState {
             out.push_str("ot=");
             out.push_str(&ot);
         }
-        if let Some(o) = &self.others {
+        if let Some(o) = foreign.and_then(|f| f.others.as_deref()) {
             if !out.is_empty() {
                 out.push(',');
             }
@@ -209,7 +229,7 @@ impl SpanContext {
     /// The 56 bits of randomness consistent sampling uses: `ot=rv` if present, else
     /// the trace ID's rightmost 56 bits.
     pub fn randomness(&self) -> u64 {
-        self.trace_state.rv.unwrap_or_else(|| self.trace_id.randomness())
+        self.trace_state.explicit_randomness().unwrap_or_else(|| self.trace_id.randomness())
     }
 }
 
@@ -244,9 +264,9 @@ mod tests {
         fn header_round_trips(th in proptest::option::of(0u64..(1u64 << 56)), rv in proptest::option::of(0u64..(1u64 << 56)),
                               others in proptest::collection::vec(("[a-z][a-z0-9]{0,6}", "[a-zA-Z0-9]{1,8}"), 0..4)) {
             let mut ts = TraceState::default().with_threshold(th.and_then(Threshold::from_raw));
-            ts.rv = rv;
+            ts.rv = rv.unwrap_or(NONE);
             let o: Vec<String> = others.iter().filter(|(k, _)| k != "ot").map(|(k, v)| format!("{k}={v}")).collect();
-            if !o.is_empty() { ts.others = Some(o.join(",").into()); }
+            if !o.is_empty() { ts.foreign = Some(Arc::new(Foreign { ot_rest: None, others: Some(o.join(",").into()) })); }
             let parsed = TraceState::parse(&ts.header_value()).unwrap();
             prop_assert_eq!(parsed, ts);
         }

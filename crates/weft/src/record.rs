@@ -161,3 +161,14 @@ impl SpanRecord {
         self.end_unix_nanos.saturating_sub(self.start_unix_nanos)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn record_size_is_known() {
+        // The hot path moves records by value: keep an eye on their size.
+        let n = std::mem::size_of::<super::SpanRecord>();
+        assert!(n <= 384, "SpanRecord grew to {n} bytes");
+        println!("SpanRecord: {n} bytes");
+    }
+}

@@ -1,0 +1,54 @@
+//! Stress: many threads, short-lived and long-lived, create spans concurrently
+//! with an instant exporter; every span arrives, every trace whole, books balanced.
+
+mod common;
+
+use std::time::Duration;
+
+use common::{assert_traces_complete, Recorder};
+
+#[test]
+fn sixty_four_threads_lose_nothing() {
+    let rec = Recorder::default();
+    // A generous bound: this test is about delivery and accounting under
+    // contention, and an unoptimised build's collector can fall behind 64 producer
+    // threads (the default bound is checked by the release benchmark instead).
+    let tracer = weft::builder().exporter(rec.clone()).memory_limit_bytes(1 << 30).log_at_shutdown(false).install().unwrap();
+    let per_thread = if cfg!(debug_assertions) { 1500 } else { 20_000 };
+    let hs: Vec<_> = (0..64)
+        .map(|i| {
+            std::thread::spawn(move || {
+                for k in 0..per_thread {
+                    let _r = weft::Span::enter("request");
+                    let _c = weft::Span::enter("child");
+                    let mut leaf = weft::Span::child("leaf");
+                    leaf.set_attribute("thread", i as i64);
+                    if k % 100 == 0 {
+                        // Owned strings exercise the heap accounting path.
+                        leaf.set_attribute("owned", format!("value-{k}"));
+                    }
+                }
+            })
+        })
+        .collect();
+    for h in hs {
+        h.join().unwrap();
+    }
+    let stats = tracer.shutdown(Duration::from_secs(60)).unwrap();
+    let total = 64 * per_thread as u64 * 3;
+    assert_eq!(stats.exported, total, "{stats:?}");
+    assert_eq!(rec.count(), total);
+    assert!(stats.is_balanced());
+    assert_eq!(stats.memory_used_bytes, 0);
+    assert_traces_complete(&rec.spans.lock().unwrap(), 3);
+}
+
+#[test]
+fn spans_ended_on_other_threads_are_counted_there() {
+    let rec = Recorder::default();
+    let tracer = weft::builder().exporter(rec.clone()).log_at_shutdown(false).install().unwrap();
+    let spans: Vec<_> = (0..1000).map(|_| weft::Span::root("moved")).collect();
+    std::thread::spawn(move || drop(spans)).join().unwrap();
+    let stats = tracer.shutdown(Duration::from_secs(10)).unwrap();
+    assert_eq!((stats.started, stats.ended, stats.exported), (1000, 1000, 1000));
+}

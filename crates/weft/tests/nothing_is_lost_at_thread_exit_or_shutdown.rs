@@ -1,0 +1,146 @@
+//! Every ended span is exported or counted: at thread exit, from idle threads, at
+//! shutdown, after shutdown, and when the exporter fails, rejects, panics or hangs.
+
+mod common;
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{mpsc, Arc};
+use std::time::Duration;
+
+use common::{Failing, Recorder};
+use weft::{ExportResult, SpanBatch, SpanExporter};
+
+fn quiet() -> weft::TracerBuilder {
+    weft::builder().log_at_shutdown(false)
+}
+
+#[test]
+fn spans_of_exited_threads_are_delivered() {
+    let rec = Recorder::default();
+    let tracer = quiet().exporter(rec.clone()).install().unwrap();
+    let handles: Vec<_> = (0..16)
+        .map(|_| {
+            std::thread::spawn(|| {
+                for _ in 0..1000 {
+                    let _r = weft::Span::enter("r");
+                    let _c = weft::Span::child("c");
+                }
+            })
+        })
+        .collect();
+    for h in handles {
+        h.join().unwrap();
+    }
+    tracer.force_flush(Duration::from_secs(10)).unwrap();
+    assert_eq!(rec.count(), 32_000, "force_flush returns only after every ended span is exported");
+    let stats = tracer.shutdown(Duration::from_secs(10)).unwrap();
+    assert!(stats.is_balanced(), "{stats:?}");
+    assert_eq!((stats.ended, stats.exported, stats.dropped.total()), (32_000, 32_000, 0));
+    assert_eq!(stats.memory_used_bytes, 0, "every chunk returned its bytes");
+}
+
+#[test]
+fn force_flush_reaches_spans_of_a_thread_that_went_idle() {
+    let rec = Recorder::default();
+    let tracer = quiet().schedule_delay(Duration::from_secs(3600)).exporter(rec.clone()).install().unwrap();
+    let (done_tx, done_rx) = mpsc::channel();
+    let stop = Arc::new(AtomicBool::new(false));
+    let stop2 = stop.clone();
+    let idle = std::thread::spawn(move || {
+        for _ in 0..5 {
+            drop(weft::Span::root("idle thread span"));
+        }
+        done_tx.send(()).unwrap();
+        while !stop2.load(Ordering::SeqCst) {
+            std::thread::sleep(Duration::from_millis(5));
+        }
+    });
+    done_rx.recv().unwrap();
+    tracer.force_flush(Duration::from_secs(10)).unwrap();
+    assert_eq!(rec.count(), 5, "a partial batch from a live, idle thread is flushed");
+    stop.store(true, Ordering::SeqCst);
+    idle.join().unwrap();
+    assert!(tracer.shutdown(Duration::from_secs(5)).unwrap().is_balanced());
+}
+
+#[test]
+fn spans_ending_after_shutdown_are_counted_not_lost() {
+    let rec = Recorder::default();
+    let tracer = quiet().exporter(rec.clone()).install().unwrap();
+    let open = weft::Span::root("still open at shutdown");
+    drop(weft::Span::root("done before"));
+    let stats = tracer.shutdown(Duration::from_secs(5)).unwrap();
+    assert_eq!((stats.started, stats.ended, stats.exported), (2, 1, 1));
+    assert!(!weft::Span::root("after shutdown").is_recording(), "no new traces after shutdown");
+    drop(open);
+    let after = tracer.stats();
+    assert_eq!(after.ended, 2);
+    assert_eq!(after.dropped.shutdown, 1, "{after:?}");
+    assert!(after.is_balanced());
+    assert_eq!(tracer.force_flush(Duration::from_secs(1)), Err(weft::FlushError::ShutDown));
+}
+
+#[test]
+fn failed_and_rejected_exports_are_counted() {
+    let tracer = quiet().exporter(Failing { reject: None }).install().unwrap();
+    for _ in 0..10 {
+        drop(weft::Span::root("x"));
+    }
+    let stats = tracer.shutdown(Duration::from_secs(5)).unwrap();
+    assert_eq!(stats.dropped.export_failed, 10);
+    assert!(stats.is_balanced());
+}
+
+#[test]
+fn partial_rejection_is_counted_as_rejected() {
+    let tracer = quiet().exporter(Failing { reject: Some(3) }).install().unwrap();
+    for _ in 0..10 {
+        drop(weft::Span::root("x"));
+    }
+    let stats = tracer.shutdown(Duration::from_secs(5)).unwrap();
+    assert_eq!((stats.dropped.export_rejected, stats.exported), (3, 7));
+    assert!(stats.is_balanced());
+}
+
+struct Panicking;
+impl SpanExporter for Panicking {
+    fn export(&mut self, _: SpanBatch) -> ExportResult {
+        panic!("exporter bug")
+    }
+}
+
+#[test]
+fn a_panicking_exporter_is_counted_and_the_collector_survives() {
+    let tracer = quiet().exporter(Panicking).install().unwrap();
+    drop(weft::Span::root("a"));
+    tracer.force_flush(Duration::from_secs(5)).unwrap();
+    drop(weft::Span::root("b"));
+    let stats = tracer.shutdown(Duration::from_secs(5)).unwrap();
+    assert_eq!(stats.dropped.export_failed, 2);
+    assert!(stats.is_balanced());
+}
+
+struct Hanging(mpsc::Receiver<()>);
+impl SpanExporter for Hanging {
+    fn export(&mut self, _: SpanBatch) -> ExportResult {
+        let _ = self.0.recv();
+        Ok(())
+    }
+}
+
+#[test]
+fn shutdown_timeout_counts_what_was_still_buffered_and_freezes_the_books() {
+    let (tx, rx) = mpsc::channel();
+    let tracer = quiet().exporter(Hanging(rx)).install().unwrap();
+    for _ in 0..7 {
+        drop(weft::Span::root("stuck"));
+    }
+    let err = tracer.shutdown(Duration::from_millis(300)).unwrap_err();
+    assert_eq!(err, weft::FlushError::Timeout { buffered: 7 });
+    let stats = tracer.stats();
+    assert_eq!((stats.dropped.shutdown, stats.exported), (7, 0));
+    assert!(stats.is_balanced());
+    tx.send(()).unwrap(); // the exporter finishes late: the books stay as reported
+    std::thread::sleep(Duration::from_millis(100));
+    assert_eq!(tracer.stats(), stats);
+}
