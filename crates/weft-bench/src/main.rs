@@ -1,1 +1,174 @@
-fn main(){}
+//! `weft-bench`: runs the same tracing workloads through weft and its peers
+//! (`opentelemetry_sdk`, `fastrace`, `tracing` + `tracing-opentelemetry`) and
+//! reports one JSON object per line.
+//!
+//! `weft-bench sdk …` runs every requested peer, each in a fresh child process of
+//! this binary (`weft-bench sdk-run …`), so global state, allocator state and peak
+//! RSS never leak from one peer into the next — and still one command runs them
+//! all side by side on the same machine, load and moment.
+
+mod driver;
+mod measure;
+mod peers;
+
+use std::process::Command;
+
+use anyhow::{bail, Context, Result};
+use clap::{Parser, Subcommand, ValueEnum};
+
+/// Workloads, as `../shared/targets.md` defines them.
+#[derive(Copy, Clone, Debug, PartialEq, Eq, ValueEnum, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Workload {
+    /// Each iteration is a request: root → child → leaf with 2 attributes.
+    Nested,
+    /// The nested request in a loop on N threads for a fixed time, with a slow exporter.
+    Burst,
+    /// The nested workload with sampling off.
+    Unsampled,
+}
+
+/// The tracers compared.
+#[derive(Copy, Clone, Debug, PartialEq, Eq, ValueEnum, serde::Serialize)]
+pub enum Peer {
+    /// weft.
+    #[value(name = "weft")]
+    #[serde(rename = "weft")]
+    Weft,
+    /// opentelemetry_sdk 0.33 with its BatchSpanProcessor defaults.
+    #[value(name = "opentelemetry_sdk")]
+    #[serde(rename = "opentelemetry_sdk")]
+    Otel,
+    /// fastrace 0.7 with its default collector config.
+    #[value(name = "fastrace")]
+    #[serde(rename = "fastrace")]
+    Fastrace,
+    /// tracing + tracing-opentelemetry 0.34 over opentelemetry_sdk's batch processor.
+    #[value(name = "tracing-opentelemetry")]
+    #[serde(rename = "tracing-opentelemetry")]
+    TracingOtel,
+}
+
+/// Parameters of one run of one peer.
+#[derive(Clone, Debug, clap::Args)]
+pub struct RunConfig {
+    /// The workload.
+    #[arg(long, value_enum, default_value = "nested")]
+    pub workload: Workload,
+    /// Requests in total (nested, unsampled), split evenly over the threads.
+    #[arg(long, default_value_t = 1_000_000)]
+    pub requests: u64,
+    /// Seconds to run (burst).
+    #[arg(long, default_value_t = 3.0)]
+    pub duration: f64,
+    /// Milliseconds the exporter takes per batch.
+    #[arg(long, default_value_t = 0.0)]
+    pub export_delay_ms: f64,
+    /// weft's memory bound in MiB.
+    #[arg(long, default_value_t = 32)]
+    pub memory_limit_mb: usize,
+    /// Check in the exporter that every delivered trace has all 3 spans (costs
+    /// exporter time, same for every peer).
+    #[arg(long)]
+    pub check_traces: bool,
+}
+
+#[derive(Parser)]
+#[command(about = "Side-by-side tracing benchmarks: weft vs its peers")]
+struct Cli {
+    #[command(subcommand)]
+    cmd: Cmd,
+}
+
+#[derive(Subcommand)]
+enum Cmd {
+    /// SDK workloads: every peer, one child process each, one JSON line per run.
+    Sdk {
+        #[command(flatten)]
+        run: RunConfig,
+        /// Thread counts to run, comma-separated.
+        #[arg(long, value_delimiter = ',', default_value = "1")]
+        threads: Vec<usize>,
+        /// Peers to run, comma-separated.
+        #[arg(
+            long,
+            value_enum,
+            value_delimiter = ',',
+            default_value = "weft,opentelemetry_sdk,fastrace,tracing-opentelemetry"
+        )]
+        peers: Vec<Peer>,
+        /// Print JSON lines (otherwise a table).
+        #[arg(long)]
+        json: bool,
+    },
+    /// Runs one peer once in this process (used by `sdk`).
+    #[command(hide = true)]
+    SdkRun {
+        #[command(flatten)]
+        run: RunConfig,
+        #[arg(long)]
+        threads: usize,
+        #[arg(long, value_enum)]
+        peer: Peer,
+    },
+}
+
+fn main() -> Result<()> {
+    match Cli::parse().cmd {
+        Cmd::SdkRun { run, threads, peer } => {
+            if threads == 0 {
+                bail!("--threads must be at least 1");
+            }
+            let result = peers::run(peer, &run, threads);
+            println!("{}", serde_json::to_string(&result)?);
+            Ok(())
+        }
+        Cmd::Sdk { run, threads, peers, json } => {
+            if threads.iter().any(|&t| t == 0) {
+                bail!("--threads must be at least 1");
+            }
+            let exe = std::env::current_exe().context("cannot find this executable")?;
+            if !json {
+                println!("{}", measure::Row::header());
+            }
+            for &t in &threads {
+                for &peer in &peers {
+                    let out = Command::new(&exe)
+                        .arg("sdk-run")
+                        .args([
+                            "--peer",
+                            peer.to_possible_value().map(|v| v.get_name().to_owned()).unwrap_or_default().as_str(),
+                        ])
+                        .args(["--threads", &t.to_string()])
+                        .args([
+                            "--workload",
+                            run.workload
+                                .to_possible_value()
+                                .map(|v| v.get_name().to_owned())
+                                .unwrap_or_default()
+                                .as_str(),
+                        ])
+                        .args(["--requests", &run.requests.to_string()])
+                        .args(["--duration", &run.duration.to_string()])
+                        .args(["--export-delay-ms", &run.export_delay_ms.to_string()])
+                        .args(["--memory-limit-mb", &run.memory_limit_mb.to_string()])
+                        .args(run.check_traces.then_some("--check-traces"))
+                        .output()
+                        .with_context(|| format!("running {peer:?}"))?;
+                    if !out.status.success() {
+                        bail!("{peer:?} with {t} threads failed: {}", String::from_utf8_lossy(&out.stderr));
+                    }
+                    let line = String::from_utf8_lossy(&out.stdout);
+                    let line = line.lines().last().unwrap_or_default();
+                    if json {
+                        println!("{line}");
+                    } else {
+                        let row: measure::Row = serde_json::from_str(line).context("parsing a child's result")?;
+                        println!("{}", row.table_line());
+                    }
+                }
+            }
+            Ok(())
+        }
+    }
+}

@@ -76,7 +76,10 @@ fn expand(args: Args, func: ItemFn) -> syn::Result<TokenStream2> {
     };
     for id in &args.record {
         let known = sig.inputs.iter().any(|a| match a {
-            syn::FnArg::Typed(p) => quote!(#p).to_string().starts_with(&format!("{id} ")) || matches!(&*p.pat, syn::Pat::Ident(pi) if pi.ident == *id),
+            syn::FnArg::Typed(p) => {
+                quote!(#p).to_string().starts_with(&format!("{id} "))
+                    || matches!(&*p.pat, syn::Pat::Ident(pi) if pi.ident == *id)
+            }
             syn::FnArg::Receiver(_) => id == "self",
         });
         if !known {

@@ -154,7 +154,9 @@ impl Collector {
         let mut ranges = Vec::new();
         let mut n = 0;
         while n < self.cfg.max_batch_spans {
-            let Some(mut r) = self.pending.pop_front() else { break };
+            let Some(mut r) = self.pending.pop_front() else {
+                break;
+            };
             let want = self.cfg.max_batch_spans - n;
             if r.len() > want {
                 let front = r.split_front(want);

@@ -65,6 +65,12 @@ impl TraceState {
         self.th == NONE && self.rv == NONE && self.foreign.is_none()
     }
 
+    /// Whether this value holds shared heap data (foreign members).
+    #[inline]
+    pub(crate) fn owns_shared(&self) -> bool {
+        self.foreign.is_some()
+    }
+
     /// Parses a `tracestate` header value. Malformed members are an error; callers
     /// that extract from a request ignore the whole header then, as W3C asks.
     pub fn parse(header: &str) -> Result<Self, ParseError> {
@@ -165,8 +171,7 @@ fn valid_key(k: &str) -> bool {
     if b.is_empty() || b.len() > 256 || !(b[0].is_ascii_lowercase() || b[0].is_ascii_digit()) {
         return false;
     }
-    b.iter()
-        .all(|&c| c.is_ascii_lowercase() || c.is_ascii_digit() || matches!(c, b'_' | b'-' | b'*' | b'/' | b'@'))
+    b.iter().all(|&c| c.is_ascii_lowercase() || c.is_ascii_digit() || matches!(c, b'_' | b'-' | b'*' | b'/' | b'@'))
         && b.iter().filter(|&&c| c == b'@').count() <= 1
 }
 
@@ -191,7 +196,13 @@ pub struct SpanContext {
 
 impl SpanContext {
     /// Builds a span context.
-    pub fn new(trace_id: TraceId, span_id: SpanId, flags: TraceFlags, is_remote: bool, trace_state: TraceState) -> Self {
+    pub fn new(
+        trace_id: TraceId,
+        span_id: SpanId,
+        flags: TraceFlags,
+        is_remote: bool,
+        trace_state: TraceState,
+    ) -> Self {
         SpanContext { trace_id, span_id, flags, is_remote, trace_state }
     }
     /// The invalid context (all-zero IDs).

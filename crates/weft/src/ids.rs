@@ -122,8 +122,10 @@ fn parse_hex<const N: usize>(s: &str, what: &'static str) -> Result<[u8; N], Par
     }
     let mut out = [0u8; N];
     for (i, pair) in b.chunks_exact(2).enumerate() {
-        let hi = hex_val(pair[0]).ok_or_else(|| ParseError::new(what, format!("invalid hex character at {}", i * 2)))?;
-        let lo = hex_val(pair[1]).ok_or_else(|| ParseError::new(what, format!("invalid hex character at {}", i * 2 + 1)))?;
+        let hi =
+            hex_val(pair[0]).ok_or_else(|| ParseError::new(what, format!("invalid hex character at {}", i * 2)))?;
+        let lo =
+            hex_val(pair[1]).ok_or_else(|| ParseError::new(what, format!("invalid hex character at {}", i * 2 + 1)))?;
         out[i] = hi << 4 | lo;
     }
     Ok(out)
@@ -179,7 +181,9 @@ mod tests {
 
     #[test]
     fn malformed_hex_is_an_error_not_a_panic() {
-        for bad in ["", "xyz", "4bf92f3577b34da6a3ce929d0e0e473", "4bf92f3577b34da6a3ce929d0e0e473g", "é€€€€€€€€€€€€€€€"] {
+        for bad in
+            ["", "xyz", "4bf92f3577b34da6a3ce929d0e0e473", "4bf92f3577b34da6a3ce929d0e0e473g", "é€€€€€€€€€€€€€€€"]
+        {
             assert!(TraceId::from_hex(bad).is_err(), "{bad}");
             assert!(SpanId::from_hex(bad).is_err(), "{bad}");
         }

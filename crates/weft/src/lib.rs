@@ -60,6 +60,7 @@
 #![warn(missing_debug_implementations, unreachable_pub)]
 
 mod buffer;
+mod clock;
 mod collector;
 mod context;
 mod error;

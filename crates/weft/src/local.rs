@@ -44,6 +44,20 @@ pub(crate) fn with<R>(f: impl FnOnce(&LocalState) -> R) -> Option<R> {
     LOCAL.try_with(f).ok()
 }
 
+/// This thread's state, or `None` during thread teardown after it was destroyed.
+///
+/// Returning a reference instead of running a closure lets the hot path build a
+/// 400-byte span directly in its caller's frame instead of moving it out of a
+/// closure. The reference must only be used during the current call, never
+/// stored: it is sound because a thread's state is destroyed only by that thread
+/// itself, between (never during) the calls that use it.
+#[inline(always)]
+pub(crate) fn get<'a>() -> Option<&'a LocalState> {
+    // SAFETY: see above; the pointer is valid until this thread destroys its
+    // state, which cannot happen while the caller is running on it.
+    LOCAL.try_with(|l| l as *const LocalState).ok().map(|p| unsafe { &*p })
+}
+
 impl LocalState {
     /// A clone of the current local parent.
     #[inline]
@@ -57,6 +71,14 @@ impl LocalState {
     pub(crate) fn with_current<R>(&self, f: impl FnOnce(Option<&ParentCtx>) -> R) -> R {
         // SAFETY: as above; `f` is crate code that does not touch `current`.
         unsafe { f((*self.current.get()).as_ref()) }
+    }
+
+    /// The current local parent, borrowed. The caller must not replace the current
+    /// parent while it holds the reference.
+    #[inline(always)]
+    pub(crate) fn current_ref(&self) -> Option<&ParentCtx> {
+        // SAFETY: as above, under the caller's promise.
+        unsafe { (*self.current.get()).as_ref() }
     }
 
     /// Replaces the current local parent, returning the previous one.

@@ -50,7 +50,7 @@ enum Inner {
 
 struct Recording {
     tracer: &'static TracerShared,
-    start: fastant::Instant,
+    start: u64,
     explicit_start: bool,
     rec: SpanRecord,
 }
@@ -92,35 +92,39 @@ impl Span {
 
     /// A child of this thread's current local parent, or the root of a new trace
     /// if there is none.
-    #[inline]
+    #[inline(always)]
     pub fn child(name: impl Into<Str>) -> Span {
-        let name = name.into();
-        local::with(|l| start_in(l, Parent::Local, name, None)).unwrap_or(Span::noop())
+        match local::get() {
+            Some(l) => start_local(l, name.into()),
+            None => Span::noop(),
+        }
     }
 
     /// The root of a new trace, whatever the current local parent.
     #[inline]
     pub fn root(name: impl Into<Str>) -> Span {
-        let name = name.into();
-        local::with(|l| start_in(l, Parent::Root, name, None)).unwrap_or(Span::noop())
+        match local::get() {
+            Some(l) => start_sampled(l, Parent::Root, name.into(), Options::default()),
+            None => Span::noop(),
+        }
     }
 
     /// A child of `parent`, which may be remote (extracted from a request) or local.
     pub fn child_of(parent: &SpanContext, name: impl Into<Str>) -> Span {
-        let name = name.into();
-        local::with(|l| start_in(l, Parent::Explicit(parent.clone()), name, None)).unwrap_or(Span::noop())
+        match local::get() {
+            Some(l) => start_sampled(l, Parent::Explicit(parent.clone()), name.into(), Options::default()),
+            None => Span::noop(),
+        }
     }
 
     /// [`Span::child`], made the current local parent until the returned guard drops;
     /// then the span ends.
-    #[inline]
+    #[inline(always)]
     pub fn enter(name: impl Into<Str>) -> EnteredSpan {
-        let name = name.into();
-        local::with(|l| {
-            let span = start_in(l, Parent::Local, name, None);
-            EnteredSpan::enter_in(l, span)
-        })
-        .unwrap_or(EnteredSpan { span: Span::noop(), prev: None, active: false, _not_send: PhantomData })
+        match local::get() {
+            Some(l) => EnteredSpan::enter_in(l, start_local(l, name.into())),
+            None => EnteredSpan { span: Span::noop(), prev: None, active: false, _not_send: PhantomData },
+        }
     }
 
     /// A builder for a span with a kind, attributes known at start (visible to the
@@ -183,7 +187,7 @@ impl Span {
     /// Adds an event now.
     pub fn add_event(&mut self, name: impl Into<Str>, attributes: Vec<KeyValue>) {
         if let Inner::Recording(r) = &mut self.inner {
-            let t = fastant::Instant::now().as_unix_nanos(&r.tracer.anchor);
+            let t = r.tracer.clock.to_unix(r.tracer.clock.ticks());
             r.add_event(name.into(), t, attributes);
         }
     }
@@ -256,40 +260,52 @@ impl Span {
         match &mut self.inner {
             Inner::Recording(r) => {
                 let tracer = r.tracer;
-                let anchor = &tracer.anchor;
-                r.rec.end_unix_nanos = match end {
-                    Some(t) => t,
-                    None => fastant::Instant::now().as_unix_nanos(anchor),
-                };
+                let clock = &tracer.clock;
+                let (start, now) = clock.to_unix_pair(r.start, clock.ticks());
+                r.rec.end_unix_nanos = end.unwrap_or(now);
                 if !r.explicit_start {
-                    r.rec.start_unix_nanos = r.start.as_unix_nanos(anchor);
+                    r.rec.start_unix_nanos = start;
                 }
-                // SAFETY: the record is moved out exactly once; `inner` is
-                // overwritten with `Noop` (no drop of the moved-from value) at once.
-                let rec = unsafe { ptr::read(&r.rec) };
-                unsafe { ptr::write(&mut self.inner, Inner::Noop) };
-                let heap = heap_bytes(&rec);
-                let mut rec = Some(rec);
-                local::with(|l| {
-                    let w = l.writer(tracer);
-                    w.counters().ended.add(1);
-                    if let Some(rec) = rec.take() {
-                        w.push(rec, heap);
+                let heap = heap_bytes(&r.rec);
+                // Records owning nothing (static strings, inline attributes) need
+                // no destructor: the chunk then frees them without visiting each.
+                let needs_drop = heap != 0 || r.rec.trace_state.owns_shared();
+                match local::get() {
+                    Some(l) => {
+                        let w = l.writer(tracer);
+                        w.counters().ended.add(1);
+                        match w.reserve() {
+                            Some(slot) => {
+                                // SAFETY: the record is copied into the reserved slot
+                                // exactly once — one memcpy straight into the chunk —
+                                // and `inner` is overwritten with `Noop` without
+                                // dropping it, so ownership moves to the chunk.
+                                unsafe {
+                                    ptr::copy_nonoverlapping(&r.rec, slot, 1);
+                                    ptr::write(&mut self.inner, Inner::Noop);
+                                }
+                                w.commit(heap, needs_drop);
+                            }
+                            // No room: the drop was counted; free the record here.
+                            None => self.inner = Inner::Noop,
+                        }
                     }
-                });
-                if let Some(rec) = rec {
-                    tracer.push_orphan(rec);
+                    None => {
+                        // SAFETY: moved out once; `inner` overwritten without drop.
+                        let rec = unsafe { ptr::read(&r.rec) };
+                        unsafe { ptr::write(&mut self.inner, Inner::Noop) };
+                        tracer.push_orphan(rec);
+                    }
                 }
             }
             Inner::NonRecording(n) => {
                 let tracer = n.tracer;
                 self.inner = Inner::Noop;
-                let counted = local::with(|l| {
+                if let Some(l) = local::get() {
                     let c = l.writer(tracer).counters();
                     c.ended.add(1);
                     c.sampled_out_spans.add(1);
-                });
-                if counted.is_none() {
+                } else {
                     tracer.orphan_counters.ended.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                     tracer.orphan_counters.sampled_out.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                 }
@@ -339,7 +355,8 @@ impl Recording {
             extras.dropped_events_count += 1;
             return;
         }
-        let (attributes, dropped) = limit_attrs(attributes, limits.max_attributes_per_event, limits.max_attribute_value_len);
+        let (attributes, dropped) =
+            limit_attrs(attributes, limits.max_attributes_per_event, limits.max_attribute_value_len);
         extras.events.push(Event { name, time_unix_nanos, attributes, dropped_attributes_count: dropped });
     }
 
@@ -350,8 +367,11 @@ impl Recording {
             extras.dropped_links_count += 1;
             return;
         }
-        let (attributes, dropped) =
-            limit_attrs(std::mem::take(&mut link.attributes), limits.max_attributes_per_link, limits.max_attribute_value_len);
+        let (attributes, dropped) = limit_attrs(
+            std::mem::take(&mut link.attributes),
+            limits.max_attributes_per_link,
+            limits.max_attribute_value_len,
+        );
         link.attributes = attributes;
         link.dropped_attributes_count += dropped;
         extras.links.push(link);
@@ -385,14 +405,15 @@ fn heap_bytes(rec: &SpanRecord) -> usize {
         n += m.capacity();
     }
     if let Some(x) = &rec.extras {
-        n += size_of::<SpanExtras>()
-            + x.events.capacity() * size_of::<Event>()
-            + x.links.capacity() * size_of::<Link>();
+        n +=
+            size_of::<SpanExtras>() + x.events.capacity() * size_of::<Event>() + x.links.capacity() * size_of::<Link>();
         for e in &x.events {
-            n += e.attributes.capacity() * size_of::<KeyValue>() + e.attributes.iter().map(KeyValue::heap_bytes).sum::<usize>();
+            n += e.attributes.capacity() * size_of::<KeyValue>()
+                + e.attributes.iter().map(KeyValue::heap_bytes).sum::<usize>();
         }
         for l in &x.links {
-            n += l.attributes.capacity() * size_of::<KeyValue>() + l.attributes.iter().map(KeyValue::heap_bytes).sum::<usize>();
+            n += l.attributes.capacity() * size_of::<KeyValue>()
+                + l.attributes.iter().map(KeyValue::heap_bytes).sum::<usize>();
         }
     }
     n
@@ -402,26 +423,82 @@ fn unix_nanos(t: SystemTime) -> u64 {
     t.duration_since(UNIX_EPOCH).map_or(0, |d| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX))
 }
 
-/// Starts a span on this thread. The common case — a child of a local parent under
-/// a sampler that follows local parents — is decided here without calling the
-/// sampler; everything else goes through [`start_sampled`].
-#[inline]
-fn start_in(l: &LocalState, parent: Parent, name: Str, opts: Option<Options>) -> Span {
-    if let Parent::Local = parent {
-        let fast = l.with_current(move |cur| match cur {
-            Some(p) if p.tracer.follows_local => Ok(local_child(l, p, name, opts)),
-            _ => Err((name, opts)),
-        });
-        return match fast {
-            Ok(span) => span,
-            Err((name, opts)) => start_sampled(l, Parent::Local, name, opts.unwrap_or_default()),
-        };
+/// Starts a child of the current local parent — the common case. With a sampler
+/// that follows local parents it is decided here without calling the sampler;
+/// everything else goes through [`start_sampled`].
+#[inline(always)]
+fn start_local(l: &LocalState, name: Str) -> Span {
+    match l.current_ref() {
+        Some(p) if p.tracer.follows_local => local_child(l, p, name),
+        Some(_) => start_sampled(l, Parent::Local, name, Options::default()),
+        None => match tracer::global() {
+            Some(t) if t.roots_always_sampled => new_root_always_sampled(l, t, name),
+            Some(_) => start_sampled(l, Parent::Local, name, Options::default()),
+            None => Span::noop(),
+        },
     }
-    start_sampled(l, parent, name, opts.unwrap_or_default())
 }
 
+/// A new trace under a sampler that samples every root (the default,
+/// `ParentBased(AlwaysOn)`): no dynamic sampler call, and the adaptive stage's
+/// check is one comparison while memory is below its high-water mark.
 #[inline]
-fn local_child(l: &LocalState, p: &ParentCtx, name: Str, opts: Option<Options>) -> Span {
+fn new_root_always_sampled(l: &LocalState, tracer: &'static TracerShared, name: Str) -> Span {
+    let trace_id = l.new_trace_id();
+    let mut th = Threshold::ALWAYS;
+    let used = tracer.budget.used();
+    if used > tracer.adaptive_high_bytes {
+        if let Some(a) = tracer.adaptive {
+            let t = a.threshold(used, tracer.budget.limit());
+            if !t.keeps(trace_id.randomness()) {
+                return start_sampled(l, Parent::Root, name, Options::default());
+            }
+            th = t;
+        }
+    }
+    let w = l.writer(tracer);
+    w.counters().started.add(1);
+    Span {
+        inner: Inner::Recording(Recording {
+            tracer,
+            start: tracer.clock.ticks(),
+            explicit_start: false,
+            rec: SpanRecord {
+                trace_id,
+                span_id: l.new_span_id(),
+                parent_span_id: SpanId::INVALID,
+                flags: TraceFlags::SAMPLED.with(TraceFlags::RANDOM),
+                parent_is_remote: false,
+                kind: SpanKind::Internal,
+                trace_state: TraceState::EMPTY.with_threshold(Some(th)),
+                name,
+                start_unix_nanos: 0,
+                end_unix_nanos: 0,
+                attributes: SmallVec::new(),
+                dropped_attributes_count: 0,
+                status: Status::Unset,
+                extras: None,
+            },
+        }),
+    }
+}
+
+/// Starts a span from a builder.
+fn start_built(l: &LocalState, parent: Parent, name: Str, opts: Options) -> Span {
+    if let Parent::Local = parent {
+        if let Some(p) = l.current_ref().filter(|p| p.tracer.follows_local) {
+            let mut span = local_child(l, p, name);
+            if let Inner::Recording(r) = &mut span.inner {
+                r.apply(opts);
+            }
+            return span;
+        }
+    }
+    start_sampled(l, parent, name, opts)
+}
+
+#[inline(always)]
+fn local_child(l: &LocalState, p: &ParentCtx, name: Str) -> Span {
     let w = l.writer(p.tracer);
     w.counters().started.add(1);
     let span_id = l.new_span_id();
@@ -437,36 +514,38 @@ fn local_child(l: &LocalState, p: &ParentCtx, name: Str, opts: Option<Options>) 
             }),
         };
     }
-    let mut r = Recording {
-        tracer: p.tracer,
-        start: fastant::Instant::now(),
-        explicit_start: false,
-        rec: SpanRecord {
-            trace_id: p.trace_id,
-            span_id,
-            parent_span_id: p.span_id,
-            flags: p.flags,
-            parent_is_remote: false,
-            kind: SpanKind::Internal,
-            trace_state: p.trace_state.clone(),
-            name,
-            start_unix_nanos: 0,
-            end_unix_nanos: 0,
-            attributes: SmallVec::new(),
-            dropped_attributes_count: 0,
-            status: Status::Unset,
-            extras: None,
-        },
-    };
-    if let Some(o) = opts {
-        r.apply(o);
+    Span {
+        inner: Inner::Recording(Recording {
+            tracer: p.tracer,
+            start: p.tracer.clock.ticks(),
+            explicit_start: false,
+            rec: SpanRecord {
+                trace_id: p.trace_id,
+                span_id,
+                parent_span_id: p.span_id,
+                flags: p.flags,
+                parent_is_remote: false,
+                kind: SpanKind::Internal,
+                trace_state: p.trace_state.clone(),
+                name,
+                start_unix_nanos: 0,
+                end_unix_nanos: 0,
+                attributes: SmallVec::new(),
+                dropped_attributes_count: 0,
+                status: Status::Unset,
+                extras: None,
+            },
+        }),
     }
-    Span { inner: Inner::Recording(r) }
 }
 
 impl Recording {
+    #[inline]
     fn apply(&mut self, o: Options) {
         self.rec.kind = o.kind;
+        if o.attributes.is_empty() && o.links.is_empty() && o.start_time.is_none() {
+            return;
+        }
         for kv in o.attributes {
             self.set_attribute(kv);
         }
@@ -482,7 +561,6 @@ impl Recording {
 
 /// Starts a span with a sampling decision: roots, explicit parents, and local
 /// children under samplers that do not simply follow the parent.
-#[cold]
 fn start_sampled(l: &LocalState, parent: Parent, name: Str, opts: Options) -> Span {
     // Resolve the parent context and the tracer.
     let (tracer, parent_ctx, reason_if_unsampled): (&'static TracerShared, Option<SpanContext>, u8) = match parent {
@@ -578,7 +656,7 @@ fn start_sampled(l: &LocalState, parent: Parent, name: Str, opts: Options) -> Sp
         SamplingDecision::Sample(th) => {
             let mut r = Recording {
                 tracer,
-                start: fastant::Instant::now(),
+                start: tracer.clock.ticks(),
                 explicit_start: false,
                 rec: SpanRecord {
                     trace_id,
@@ -644,16 +722,18 @@ impl SpanBuilder {
     /// Starts the span.
     pub fn start(self) -> Span {
         let SpanBuilder { name, parent, opts } = self;
-        local::with(|l| start_in(l, parent, name, Some(opts))).unwrap_or(Span::noop())
+        match local::get() {
+            Some(l) => start_built(l, parent, name, opts),
+            None => Span::noop(),
+        }
     }
     /// Starts the span and makes it the current local parent.
     pub fn enter(self) -> EnteredSpan {
         let SpanBuilder { name, parent, opts } = self;
-        local::with(|l| {
-            let span = start_in(l, parent, name, Some(opts));
-            EnteredSpan::enter_in(l, span)
-        })
-        .unwrap_or(EnteredSpan { span: Span::noop(), prev: None, active: false, _not_send: PhantomData })
+        match local::get() {
+            Some(l) => EnteredSpan::enter_in(l, start_built(l, parent, name, opts)),
+            None => EnteredSpan { span: Span::noop(), prev: None, active: false, _not_send: PhantomData },
+        }
     }
 }
 
@@ -692,7 +772,7 @@ pub struct EnteredSpan {
 }
 
 impl EnteredSpan {
-    #[inline]
+    #[inline(always)]
     fn enter_in(l: &LocalState, span: Span) -> EnteredSpan {
         match span.parent_ctx() {
             Some(ctx) => {
@@ -736,8 +816,10 @@ impl std::fmt::Debug for EnteredSpan {
 /// The context of this thread's current local parent, if any — for injecting
 /// into outgoing requests.
 pub fn current_context() -> Option<SpanContext> {
-    local::with(|l| l.with_current(|c| c.map(|p| SpanContext::new(p.trace_id, p.span_id, p.flags, false, p.trace_state.clone()))))
-        .flatten()
+    local::with(|l| {
+        l.with_current(|c| c.map(|p| SpanContext::new(p.trace_id, p.span_id, p.flags, false, p.trace_state.clone())))
+    })
+    .flatten()
 }
 
 impl std::fmt::Debug for SpanBuilder {

@@ -158,13 +158,18 @@ impl TracerBuilder {
             }
         }
         let follows_local = self.sampler.follows_local_parent();
+        let roots_always_sampled = self.sampler.always_samples_roots();
+        let adaptive_high_bytes =
+            self.adaptive.map_or(usize::MAX, |a| (a.high_water * self.memory_limit as f64) as usize);
         // Leaked on purpose: spans hold `&'static` references to it, so it must
         // outlive every span, including ones that end after shutdown.
         let shared: &'static TracerShared = Box::leak(Box::new(TracerShared {
             budget: Budget::new(self.memory_limit),
-            anchor: fastant::Anchor::new(),
+            clock: crate::clock::Clock::new(),
             sampler: self.sampler,
             follows_local,
+            roots_always_sampled,
+            adaptive_high_bytes,
             adaptive: self.adaptive,
             limits: self.limits,
             resource: Arc::new(self.resource),
@@ -259,9 +264,13 @@ pub(crate) struct Control {
 /// The state shared by a tracer's spans, threads and collector.
 pub(crate) struct TracerShared {
     pub budget: Budget,
-    pub anchor: fastant::Anchor,
+    pub clock: crate::clock::Clock,
     pub sampler: Box<dyn Sampler>,
     pub follows_local: bool,
+    /// The sampler samples every root: new traces skip the sampler call.
+    pub roots_always_sampled: bool,
+    /// Usage above which the adaptive stage starts shedding (usize::MAX if off).
+    pub adaptive_high_bytes: usize,
     pub adaptive: Option<AdaptiveConfig>,
     pub limits: SpanLimits,
     pub resource: Arc<Resource>,
@@ -348,7 +357,12 @@ impl TracerShared {
             ended: t.ended,
             sampled_out: t.sampled_out_spans,
             sampled_out_traces: traces,
-            dropped: Dropped { memory_bound: t.dropped_memory, export_failed: failed, export_rejected: rejected, shutdown },
+            dropped: Dropped {
+                memory_bound: t.dropped_memory,
+                export_failed: failed,
+                export_rejected: rejected,
+                shutdown,
+            },
             exported,
             buffered,
             export_batches: self.out.batches.load(Ordering::Relaxed),

@@ -13,7 +13,8 @@ fn sixty_four_threads_lose_nothing() {
     // A generous bound: this test is about delivery and accounting under
     // contention, and an unoptimised build's collector can fall behind 64 producer
     // threads (the default bound is checked by the release benchmark instead).
-    let tracer = weft::builder().exporter(rec.clone()).memory_limit_bytes(1 << 30).log_at_shutdown(false).install().unwrap();
+    let tracer =
+        weft::builder().exporter(rec.clone()).memory_limit_bytes(1 << 30).log_at_shutdown(false).install().unwrap();
     let per_thread = if cfg!(debug_assertions) { 1500 } else { 20_000 };
     let hs: Vec<_> = (0..64)
         .map(|i| {

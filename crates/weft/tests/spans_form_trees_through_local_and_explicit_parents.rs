@@ -29,10 +29,8 @@ fn everything_set_on_a_span_reaches_the_exporter() {
     let before = SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_nanos() as u64;
     let (root_ctx, link_target);
     {
-        let mut root = Span::builder("GET /orders")
-            .kind(SpanKind::Server)
-            .attribute("http.request.method", "GET")
-            .enter();
+        let mut root =
+            Span::builder("GET /orders").kind(SpanKind::Server).attribute("http.request.method", "GET").enter();
         root_ctx = root.context();
         root.set_attribute("s", "text");
         root.set_attribute("b", true);
@@ -103,7 +101,8 @@ fn remote_and_explicit_parents() {
         true,
         TraceState::parse("ot=th:8,vendor=x").unwrap(),
     );
-    let unsampled_remote = SpanContext::new(remote.trace_id(), remote.span_id(), TraceFlags::NONE, true, TraceState::default());
+    let unsampled_remote =
+        SpanContext::new(remote.trace_id(), remote.span_id(), TraceFlags::NONE, true, TraceState::default());
     let explicit_child_ctx;
     {
         let server = Span::builder("server").kind(SpanKind::Server).parent(&remote).start();
@@ -188,8 +187,12 @@ fn explicit_start_and_end_times_are_kept() {
 #[test]
 fn lazy_attributes_are_not_computed_for_unsampled_spans() {
     let mem = InMemoryExporter::new();
-    let tracer =
-        weft::builder().sampler(weft::sampler::AlwaysOff).exporter(mem.clone()).log_at_shutdown(false).install().unwrap();
+    let tracer = weft::builder()
+        .sampler(weft::sampler::AlwaysOff)
+        .exporter(mem.clone())
+        .log_at_shutdown(false)
+        .install()
+        .unwrap();
     let mut s = Span::root("off");
     assert!(!s.is_recording());
     s.with_attribute("expensive", || -> i64 { panic!("must not be computed") });

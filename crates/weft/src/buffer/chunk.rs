@@ -19,6 +19,11 @@ use crate::record::SpanRecord;
 
 /// Bytes one slot costs.
 pub(crate) const SLOT_BYTES: usize = std::mem::size_of::<SpanRecord>();
+/// Slots in the largest chunk (the size a busy thread settles at).
+pub(crate) const MAX_CHUNK: usize = 256;
+
+/// A chunk's slot array.
+pub(crate) type Slots = Box<[UnsafeCell<MaybeUninit<SpanRecord>>]>;
 
 pub(crate) struct Chunk {
     /// Published records; written only by the owner.
@@ -30,7 +35,10 @@ pub(crate) struct Chunk {
     /// Bytes charged to the budget on behalf of this chunk and its records' heap data.
     charged: AtomicUsize,
     budget: &'static Budget,
-    slots: Box<[UnsafeCell<MaybeUninit<SpanRecord>>]>,
+    /// Whether any record owns heap data. Set by the owner before publishing such
+    /// a record; when false, dropping the chunk skips visiting its records.
+    needs_drop: AtomicBool,
+    slots: Slots,
 }
 
 // SAFETY: slots are written only by the single owner before being published with a
@@ -47,13 +55,15 @@ impl Chunk {
 
     /// Allocates a chunk whose bytes ([`Chunk::bytes_for`]) the caller has charged.
     pub(crate) fn new(cap: usize, budget: &'static Budget) -> Arc<Chunk> {
-        let slots = (0..cap).map(|_| UnsafeCell::new(MaybeUninit::uninit())).collect();
+        let pooled = if cap == MAX_CHUNK { budget.take_slots() } else { None };
+        let slots = pooled.unwrap_or_else(|| (0..cap).map(|_| UnsafeCell::new(MaybeUninit::uninit())).collect());
         Arc::new(Chunk {
             len: AtomicUsize::new(0),
             sealed: AtomicBool::new(false),
             next: AtomicPtr::new(ptr::null_mut()),
             charged: AtomicUsize::new(Self::bytes_for(cap)),
             budget,
+            needs_drop: AtomicBool::new(false),
             slots,
         })
     }
@@ -69,6 +79,7 @@ impl Chunk {
             next: AtomicPtr::new(ptr::null_mut()),
             charged: AtomicUsize::new(charged),
             budget,
+            needs_drop: AtomicBool::new(true),
             slots,
         })
     }
@@ -82,11 +93,36 @@ impl Chunk {
     /// # Safety
     /// Only the owner may call this, with `i` equal to the current length and below
     /// the capacity, and never after sealing.
-    #[inline]
+    #[cfg(test)]
     pub(crate) unsafe fn write(&self, i: usize, rec: SpanRecord) {
+        self.mark_needs_drop();
         debug_assert!(i < self.slots.len());
         (*self.slots.get_unchecked(i).get()).write(rec);
         self.len.store(i + 1, Ordering::Release);
+    }
+
+    /// The raw slot `i`, for the owner to write in place.
+    ///
+    /// # Safety
+    /// `i` must be below the capacity and not yet published.
+    #[inline(always)]
+    pub(crate) unsafe fn slot(&self, i: usize) -> *mut SpanRecord {
+        (*self.slots.get_unchecked(i).get()).as_mut_ptr()
+    }
+
+    /// Publishes `len` records.
+    ///
+    /// # Safety
+    /// Owner only; slots below `len` must be fully written.
+    #[inline(always)]
+    pub(crate) unsafe fn publish(&self, len: usize) {
+        self.len.store(len, Ordering::Release);
+    }
+
+    /// Notes that a record about to be published owns heap data. Owner only.
+    #[inline(always)]
+    pub(crate) fn mark_needs_drop(&self) {
+        self.needs_drop.store(true, Ordering::Relaxed);
     }
 
     /// Adds heap bytes the owner charged to the budget for records in this chunk.
@@ -131,12 +167,16 @@ impl Chunk {
 
 impl Drop for Chunk {
     fn drop(&mut self) {
-        let len = *self.len.get_mut();
+        let len = if *self.needs_drop.get_mut() { *self.len.get_mut() } else { 0 };
         for slot in &mut self.slots[..len] {
             // SAFETY: slots below `len` were initialised and are dropped once, here.
             unsafe { slot.get_mut().assume_init_drop() };
         }
         self.budget.release(*self.charged.get_mut());
+        if self.slots.len() == MAX_CHUNK {
+            let slots = std::mem::take(&mut self.slots);
+            self.budget.give_slots(slots);
+        }
         // Unlink the rest of the chain iteratively so a long unread chain cannot
         // overflow the stack through recursive drops.
         let mut next = self.take_next();

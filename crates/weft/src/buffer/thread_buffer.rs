@@ -4,7 +4,7 @@
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
-use super::chunk::{Chunk, ChunkRange};
+use super::chunk::{Chunk, ChunkRange, MAX_CHUNK};
 use crate::record::SpanRecord;
 use crate::sampler::DropReason;
 use crate::tracer::TracerShared;
@@ -13,7 +13,6 @@ use crate::tracer::TracerShared;
 /// thread that ends a few spans holds a few kilobytes, and a busy one amortises
 /// chunk allocation and budget charging over hundreds of spans.
 const MIN_CHUNK: usize = 16;
-const MAX_CHUNK: usize = 256;
 /// Heap bytes (owned strings, spilled attributes, events) a writer may hold before
 /// charging them to the budget, so the shared counter is not written per span.
 const HEAP_CHARGE_STEP: usize = 16 * 1024;
@@ -90,23 +89,36 @@ impl ThreadWriter {
         &self.buffer.counters
     }
 
-    /// Appends a finished record. `heap` is the heap memory it owns. Returns false
-    /// (and counts the drop) if the memory budget has no room for a new chunk.
-    #[inline]
-    pub(crate) fn push(&mut self, rec: SpanRecord, heap: usize) -> bool {
+    /// A slot for the next record, or `None` (drop counted) if the memory budget
+    /// has no room for a new chunk. The caller writes the slot completely, then
+    /// calls [`ThreadWriter::commit`]; nothing else may touch the writer between.
+    #[inline(always)]
+    pub(crate) fn reserve(&mut self) -> Option<*mut SpanRecord> {
         let full = match &self.chunk {
             Some(c) => self.len == c.capacity(),
             None => true,
         };
         if full && !self.grow() {
             self.counters().dropped_memory.add(1);
-            return false;
+            return None;
         }
-        let Some(chunk) = &self.chunk else { return false };
-        // SAFETY: we are the chunk's only writer, `len` is its current length and
-        // below its capacity (checked above), and it is not sealed.
-        unsafe { chunk.write(self.len, rec) };
-        self.len += 1;
+        let chunk = self.chunk.as_ref()?;
+        // SAFETY: `len` is below capacity (checked above) and unpublished.
+        Some(unsafe { chunk.slot(self.len) })
+    }
+
+    /// Publishes the slot [`ThreadWriter::reserve`] returned, now fully written.
+    /// `heap` is the heap memory the record owns.
+    #[inline(always)]
+    pub(crate) fn commit(&mut self, heap: usize, needs_drop: bool) {
+        if let Some(chunk) = &self.chunk {
+            if needs_drop {
+                chunk.mark_needs_drop();
+            }
+            self.len += 1;
+            // SAFETY: we are the only writer and slot `len - 1` was just written.
+            unsafe { chunk.publish(self.len) };
+        }
         self.counters().recorded.add(1);
         if heap != 0 {
             self.uncharged_heap += heap;
@@ -114,7 +126,21 @@ impl ThreadWriter {
                 self.settle_heap();
             }
         }
-        true
+    }
+
+    /// Appends a finished record (reserve + write + commit). Returns false (drop
+    /// counted) if the memory budget has no room.
+    #[cfg(test)]
+    pub(crate) fn push(&mut self, rec: SpanRecord, heap: usize) -> bool {
+        match self.reserve() {
+            Some(slot) => {
+                // SAFETY: a reserved slot is ours to write.
+                unsafe { slot.write(rec) };
+                self.commit(heap, true);
+                true
+            }
+            None => false,
+        }
     }
 
     /// Charges accumulated heap bytes to the budget, on the current chunk's account.

@@ -115,6 +115,12 @@ pub trait Sampler: Send + Sync + fmt::Debug + 'static {
     fn follows_local_parent(&self) -> bool {
         false
     }
+
+    /// True if this sampler samples every span without a parent, with probability
+    /// 1 — the tracer then starts new traces without calling it.
+    fn always_samples_roots(&self) -> bool {
+        false
+    }
 }
 
 impl<S: Sampler + ?Sized> Sampler for Arc<S> {
@@ -123,6 +129,9 @@ impl<S: Sampler + ?Sized> Sampler for Arc<S> {
     }
     fn follows_local_parent(&self) -> bool {
         (**self).follows_local_parent()
+    }
+    fn always_samples_roots(&self) -> bool {
+        (**self).always_samples_roots()
     }
 }
 
@@ -133,6 +142,9 @@ impl<S: Sampler + ?Sized> Sampler for Box<S> {
     fn follows_local_parent(&self) -> bool {
         (**self).follows_local_parent()
     }
+    fn always_samples_roots(&self) -> bool {
+        (**self).always_samples_roots()
+    }
 }
 
 /// Samples every trace.
@@ -142,6 +154,9 @@ pub struct AlwaysOn;
 impl Sampler for AlwaysOn {
     fn should_sample(&self, _: &SamplingParams<'_>) -> SamplingDecision {
         SamplingDecision::Sample(Some(Threshold::ALWAYS))
+    }
+    fn always_samples_roots(&self) -> bool {
+        true
     }
 }
 
@@ -254,6 +269,9 @@ impl Sampler for ParentBased {
     fn follows_local_parent(&self) -> bool {
         self.defaults_for_local
     }
+    fn always_samples_roots(&self) -> bool {
+        self.root.always_samples_roots()
+    }
 }
 
 /// Samples only if every sampler in the list does, evaluated in order (a later
@@ -358,7 +376,10 @@ mod tests {
     fn all_of_takes_the_strictest_threshold_and_stops_at_the_first_drop() {
         let s = AllOf::new(vec![Arc::new(TraceIdRatio::new(0.5)), Arc::new(TraceIdRatio::new(0.25))]);
         let keep = TraceId::from_u128(u128::from(threshold::MAX_RANDOMNESS));
-        assert_eq!(s.should_sample(&params_for(keep, "x")), SamplingDecision::Sample(Some(Threshold::from_probability(0.25))));
+        assert_eq!(
+            s.should_sample(&params_for(keep, "x")),
+            SamplingDecision::Sample(Some(Threshold::from_probability(0.25)))
+        );
         let drop = TraceId::from_u128(1);
         assert_eq!(s.should_sample(&params_for(drop, "x")), SamplingDecision::Drop(DropReason::Ratio));
         let rl = AllOf::new(vec![Arc::new(AlwaysOn), Arc::new(RateLimiting::new(1000.0))]);

@@ -1,0 +1,68 @@
+//! weft: `Span::enter` for the root and child (thread-local parents), `Span::child`
+//! for the leaf, static names and attributes.
+
+use std::time::{Duration, Instant};
+
+use weft::{ExportResult, Span, SpanBatch, SpanExporter};
+
+use super::{Outcome, Sink};
+use crate::driver::drive;
+use crate::{RunConfig, Workload};
+
+struct Counting(&'static Sink);
+
+impl SpanExporter for Counting {
+    fn export(&mut self, batch: SpanBatch) -> ExportResult {
+        let ids = self.0.wants_ids().then(|| batch.iter().map(|s| s.trace_id.to_u128()).collect::<Vec<_>>());
+        self.0.batch(batch.len(), ids.into_iter().flatten());
+        Ok(())
+    }
+}
+
+#[inline]
+fn request(measure: bool) -> u32 {
+    let _root = Span::enter("request");
+    let _child = Span::enter("child");
+    let t = measure.then(Instant::now);
+    {
+        let mut leaf = Span::child("leaf");
+        leaf.set_attribute("http.status_code", 200i64);
+        leaf.set_attribute("component", "bench");
+    }
+    t.map_or(0, |t| t.elapsed().as_nanos() as u32)
+}
+
+pub fn run(cfg: &RunConfig, threads: usize, sink: &'static Sink) -> Outcome {
+    let mut b =
+        weft::builder().exporter(Counting(sink)).memory_limit_bytes(cfg.memory_limit_mb << 20).log_at_shutdown(false);
+    if cfg.workload == Workload::Unsampled {
+        b = b.sampler(weft::sampler::AlwaysOff);
+    }
+    let tracer = match b.install() {
+        Ok(t) => t,
+        Err(e) => panic!("installing weft: {e}"),
+    };
+    let driven = drive(cfg, threads, request);
+    let t = Instant::now();
+    let stats = tracer.shutdown(Duration::from_secs(120)).unwrap_or_else(|_| tracer.stats());
+    let flush = t.elapsed();
+    // Sampled-out spans of an unsampled workload are by design, not losses.
+    let shed = if cfg.workload == Workload::Unsampled { 0 } else { stats.sampled_out };
+    Outcome {
+        driven,
+        flush,
+        counted: Some(stats.dropped.total() + shed),
+        detail: serde_json::json!({
+            "started": stats.started,
+            "ended": stats.ended,
+            "exported": stats.exported,
+            "sampled_out": stats.sampled_out,
+            "adaptive_sampled_out_traces": stats.sampled_out_traces.adaptive,
+            "dropped_memory_bound": stats.dropped.memory_bound,
+            "dropped_total": stats.dropped.total(),
+            "memory_peak_bytes": stats.memory_peak_bytes,
+            "memory_limit_bytes": stats.memory_limit_bytes,
+            "balanced": stats.is_balanced(),
+        }),
+    }
+}
