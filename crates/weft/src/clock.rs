@@ -116,6 +116,12 @@ impl Clock {
         (i128::from(bu) + d).clamp(0, i128::from(u64::MAX)) as u64
     }
 
+    /// About how many ticks `d` lasts.
+    pub(crate) fn ticks_for(&self, d: Duration) -> u64 {
+        let (_, _, m) = self.anchor();
+        ((d.as_nanos() << 32) / u128::from(m.max(1))).min(u128::from(u64::MAX)) as u64
+    }
+
     /// Converts ticks to Unix nanoseconds.
     #[inline]
     pub(crate) fn to_unix(&self, t: u64) -> u64 {

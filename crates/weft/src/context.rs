@@ -48,15 +48,18 @@ impl TraceState {
     pub const EMPTY: TraceState = TraceState { th: NONE, rv: NONE, foreign: None };
 
     /// The sampling threshold recorded in `ot=th:`, if any.
+    #[inline]
     pub fn threshold(&self) -> Option<Threshold> {
         Threshold::from_raw(self.th)
     }
     /// This trace state with `ot=th:` set (or removed).
+    #[inline]
     pub fn with_threshold(mut self, th: Option<Threshold>) -> Self {
         self.th = th.map_or(NONE, Threshold::raw);
         self
     }
     /// The explicit randomness from `ot=rv:`, if any.
+    #[inline]
     pub fn explicit_randomness(&self) -> Option<u64> {
         (self.rv != NONE).then_some(self.rv)
     }

@@ -17,27 +17,33 @@ impl TraceId {
     pub const INVALID: TraceId = TraceId(0);
 
     /// Builds a trace ID from its integer form (big-endian byte order).
+    #[inline]
     pub const fn from_u128(v: u128) -> Self {
         TraceId(v)
     }
     /// The integer form.
+    #[inline]
     pub const fn to_u128(self) -> u128 {
         self.0
     }
     /// Builds a trace ID from its 16 wire bytes.
+    #[inline]
     pub const fn from_bytes(b: [u8; 16]) -> Self {
         TraceId(u128::from_be_bytes(b))
     }
     /// The 16 wire bytes.
+    #[inline]
     pub const fn to_bytes(self) -> [u8; 16] {
         self.0.to_be_bytes()
     }
     /// Whether this ID is not all zeros.
+    #[inline]
     pub const fn is_valid(self) -> bool {
         self.0 != 0
     }
     /// The rightmost 56 bits, which W3C Trace Context level 2 requires to be random
     /// and which consistent probability sampling compares against its threshold.
+    #[inline]
     pub const fn randomness(self) -> u64 {
         (self.0 as u64) & crate::sampler::threshold::MAX_RANDOMNESS
     }
@@ -56,22 +62,27 @@ impl SpanId {
     pub const INVALID: SpanId = SpanId(0);
 
     /// Builds a span ID from its integer form.
+    #[inline]
     pub const fn from_u64(v: u64) -> Self {
         SpanId(v)
     }
     /// The integer form.
+    #[inline]
     pub const fn to_u64(self) -> u64 {
         self.0
     }
     /// Builds a span ID from its 8 wire bytes.
+    #[inline]
     pub const fn from_bytes(b: [u8; 8]) -> Self {
         SpanId(u64::from_be_bytes(b))
     }
     /// The 8 wire bytes.
+    #[inline]
     pub const fn to_bytes(self) -> [u8; 8] {
         self.0.to_be_bytes()
     }
     /// Whether this ID is not all zeros.
+    #[inline]
     pub const fn is_valid(self) -> bool {
         self.0 != 0
     }
@@ -94,22 +105,27 @@ impl TraceFlags {
     pub const NONE: TraceFlags = TraceFlags(0);
 
     /// Builds flags from the wire byte.
+    #[inline]
     pub const fn new(v: u8) -> Self {
         TraceFlags(v)
     }
     /// The wire byte.
+    #[inline]
     pub const fn to_u8(self) -> u8 {
         self.0
     }
     /// Whether the sampled flag is set.
+    #[inline]
     pub const fn is_sampled(self) -> bool {
         self.0 & 1 != 0
     }
     /// Whether the random flag is set.
+    #[inline]
     pub const fn is_random(self) -> bool {
         self.0 & 2 != 0
     }
     /// These flags with `other`'s bits added.
+    #[inline]
     pub const fn with(self, other: TraceFlags) -> Self {
         TraceFlags(self.0 | other.0)
     }

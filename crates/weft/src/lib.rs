@@ -59,6 +59,7 @@
 #![deny(missing_docs)]
 #![warn(missing_debug_implementations, unreachable_pub)]
 
+mod attributes;
 mod buffer;
 mod clock;
 mod collector;
@@ -75,9 +76,11 @@ mod span;
 mod stats;
 #[cfg(test)]
 mod testing;
+mod thread_priority;
 mod tracer;
 mod value;
 
+pub use attributes::INLINE_ATTRIBUTES;
 pub use context::{SpanContext, TraceState};
 pub use error::{InitError, ParseError};
 pub use export::{ConsoleExporter, ExportError, ExportResult, InMemoryExporter, SpanBatch, SpanExporter};

@@ -141,6 +141,7 @@ impl LocalState {
     }
 }
 
+#[cold]
 fn seed() -> u64 {
     use std::hash::{BuildHasher, Hasher};
     // RandomState is keyed from the OS once per process and varied per instance, so

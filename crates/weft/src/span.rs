@@ -12,8 +12,6 @@ use std::mem::size_of;
 use std::ptr;
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use smallvec::SmallVec;
-
 use crate::context::{SpanContext, TraceState};
 use crate::ids::{SpanId, TraceFlags, TraceId};
 use crate::local::{self, LocalState, ParentCtx};
@@ -52,6 +50,10 @@ struct Recording {
     tracer: &'static TracerShared,
     start: u64,
     explicit_start: bool,
+    /// Whether anything owned was added (owned strings, arrays, spilled
+    /// attributes, events, links): only then is the record's heap measured and
+    /// its destructor run. Static names and scalar attributes keep it false.
+    owns_heap: bool,
     rec: SpanRecord,
 }
 
@@ -94,9 +96,11 @@ impl Span {
     /// if there is none.
     #[inline(always)]
     pub fn child(name: impl Into<Str>) -> Span {
-        match local::get() {
-            Some(l) => start_local(l, name.into()),
-            None => Span::noop(),
+        let Some(l) = local::get() else { return Span::noop() };
+        match fast_start(l) {
+            Fast::Start(st) => st.into_span(name.into()),
+            Fast::Slow => start_sampled(l, Parent::Local, name.into(), Options::default()),
+            Fast::Noop => Span::noop(),
         }
     }
 
@@ -121,9 +125,16 @@ impl Span {
     /// then the span ends.
     #[inline(always)]
     pub fn enter(name: impl Into<Str>) -> EnteredSpan {
-        match local::get() {
-            Some(l) => EnteredSpan::enter_in(l, start_local(l, name.into())),
-            None => EnteredSpan { span: Span::noop(), prev: None, active: false, _not_send: PhantomData },
+        let Some(l) = local::get() else { return EnteredSpan::inactive() };
+        match fast_start(l) {
+            // The span is built in place in the returned guard: moving a 400-byte
+            // span through helper functions cost more than the rest of `enter`.
+            Fast::Start(st) => {
+                let prev = l.replace_current(Some(st.parent_ctx()));
+                EnteredSpan { span: st.into_span(name.into()), prev, active: true, _not_send: PhantomData }
+            }
+            Fast::Slow => EnteredSpan::enter_in(l, start_sampled(l, Parent::Local, name.into(), Options::default())),
+            Fast::Noop => EnteredSpan::inactive(),
         }
     }
 
@@ -211,7 +222,10 @@ impl Span {
         if let Inner::Recording(r) = &mut self.inner {
             match (&r.rec.status, &status) {
                 (Status::Ok, _) | (_, Status::Unset) => {}
-                _ => r.rec.status = status,
+                _ => {
+                    r.owns_heap |= matches!(status, Status::Error { message: Str::Owned(_) });
+                    r.rec.status = status
+                }
             }
         }
     }
@@ -219,7 +233,9 @@ impl Span {
     /// Renames the span.
     pub fn update_name(&mut self, name: impl Into<Str>) {
         if let Inner::Recording(r) = &mut self.inner {
-            r.rec.name = name.into();
+            let name = name.into();
+            r.owns_heap |= matches!(name, Str::Owned(_));
+            r.rec.name = name;
         }
     }
 
@@ -266,10 +282,10 @@ impl Span {
                 if !r.explicit_start {
                     r.rec.start_unix_nanos = start;
                 }
-                let heap = heap_bytes(&r.rec);
+                let heap = if r.owns_heap { heap_bytes(&r.rec) } else { 0 };
                 // Records owning nothing (static strings, inline attributes) need
                 // no destructor: the chunk then frees them without visiting each.
-                let needs_drop = heap != 0 || r.rec.trace_state.owns_shared();
+                let needs_drop = r.owns_heap || r.rec.trace_state.owns_shared();
                 match local::get() {
                     Some(l) => {
                         let w = l.writer(tracer);
@@ -281,7 +297,11 @@ impl Span {
                                 // and `inner` is overwritten with `Noop` without
                                 // dropping it, so ownership moves to the chunk.
                                 unsafe {
-                                    ptr::copy_nonoverlapping(&r.rec, slot, 1);
+                                    ptr::copy_nonoverlapping(
+                                        &r.rec as *const SpanRecord as *const u8,
+                                        slot as *mut u8,
+                                        r.rec.used_bytes(),
+                                    );
                                     ptr::write(&mut self.inner, Inner::Noop);
                                 }
                                 w.commit(heap, needs_drop);
@@ -334,12 +354,22 @@ impl std::fmt::Debug for Span {
 }
 
 impl Recording {
+    #[inline(always)]
     fn set_attribute(&mut self, mut kv: KeyValue) {
         let limits = &self.tracer.limits;
         if let Some(max) = limits.max_attribute_value_len {
             kv.value.truncate(max);
         }
-        if let Some(a) = self.rec.attributes.iter_mut().find(|a| a.key == kv.key) {
+        self.owns_heap |= matches!(kv.key, Str::Owned(_))
+            || matches!(kv.value, Value::String(Str::Owned(_)) | Value::Array(_))
+            || self.rec.attributes.len() >= crate::attributes::INLINE_ATTRIBUTES;
+        // Same key: replace. Static keys are usually the same pointer; compare
+        // that before the bytes.
+        let same = |a: &KeyValue| {
+            let (x, y): (&str, &str) = (&a.key, &kv.key);
+            (x.as_ptr() == y.as_ptr() && x.len() == y.len()) || x == y
+        };
+        if let Some(a) = self.rec.attributes.iter_mut().find(|a| same(a)) {
             a.value = kv.value;
         } else if self.rec.attributes.len() < limits.max_attributes as usize {
             self.rec.attributes.push(kv);
@@ -350,6 +380,7 @@ impl Recording {
 
     fn add_event(&mut self, name: Str, time_unix_nanos: u64, attributes: Vec<KeyValue>) {
         let limits = self.tracer.limits;
+        self.owns_heap = true;
         let extras = self.rec.extras.get_or_insert_with(Box::default);
         if extras.events.len() >= limits.max_events as usize {
             extras.dropped_events_count += 1;
@@ -362,6 +393,7 @@ impl Recording {
 
     fn add_link(&mut self, mut link: Link) {
         let limits = self.tracer.limits;
+        self.owns_heap = true;
         let extras = self.rec.extras.get_or_insert_with(Box::default);
         if extras.links.len() >= limits.max_links as usize {
             extras.dropped_links_count += 1;
@@ -396,7 +428,7 @@ fn heap_bytes(rec: &SpanRecord) -> usize {
         n += s.capacity();
     }
     if rec.attributes.spilled() {
-        n += rec.attributes.capacity() * size_of::<KeyValue>();
+        n += rec.attributes.heap_capacity() * size_of::<KeyValue>();
     }
     for kv in &rec.attributes {
         n += kv.heap_bytes();
@@ -426,24 +458,61 @@ fn unix_nanos(t: SystemTime) -> u64 {
 /// Starts a child of the current local parent — the common case. With a sampler
 /// that follows local parents it is decided here without calling the sampler;
 /// everything else goes through [`start_sampled`].
+/// The small part of a new span — IDs, flags, trace state — computed before the
+/// record is built in place by [`Start::into_span`].
+struct Start {
+    tracer: &'static TracerShared,
+    trace_id: TraceId,
+    span_id: SpanId,
+    parent_span_id: SpanId,
+    flags: TraceFlags,
+    trace_state: TraceState,
+    reason: u8,
+}
+
+/// What the fast path found.
+enum Fast {
+    /// Decided without the sampler.
+    Start(Start),
+    /// Needs [`start_sampled`].
+    Slow,
+    /// No tracer: a no-op span.
+    Noop,
+}
+
+/// The common cases: a child of a local parent under a sampler that follows local
+/// parents, or a new root under a sampler that samples every root. Neither calls
+/// the sampler.
 #[inline(always)]
-fn start_local(l: &LocalState, name: Str) -> Span {
+fn fast_start(l: &LocalState) -> Fast {
     match l.current_ref() {
-        Some(p) if p.tracer.follows_local => local_child(l, p, name),
-        Some(_) => start_sampled(l, Parent::Local, name, Options::default()),
+        Some(p) if p.tracer.follows_local => {
+            let w = l.writer(p.tracer);
+            w.counters().started.add(1);
+            Fast::Start(Start {
+                tracer: p.tracer,
+                trace_id: p.trace_id,
+                span_id: l.new_span_id(),
+                parent_span_id: p.span_id,
+                flags: p.flags,
+                trace_state: p.trace_state.clone(),
+                reason: p.reason,
+            })
+        }
+        Some(_) => Fast::Slow,
         None => match tracer::global() {
-            Some(t) if t.roots_always_sampled => new_root_always_sampled(l, t, name),
-            Some(_) => start_sampled(l, Parent::Local, name, Options::default()),
-            None => Span::noop(),
+            Some(t) if t.roots_always_sampled => new_root_start(l, t),
+            Some(_) => Fast::Slow,
+            None => Fast::Noop,
         },
     }
 }
 
 /// A new trace under a sampler that samples every root (the default,
-/// `ParentBased(AlwaysOn)`): no dynamic sampler call, and the adaptive stage's
-/// check is one comparison while memory is below its high-water mark.
-#[inline]
-fn new_root_always_sampled(l: &LocalState, tracer: &'static TracerShared, name: Str) -> Span {
+/// `ParentBased(AlwaysOn)`): the adaptive stage's check is one comparison while
+/// memory is below its high-water mark.
+#[inline(always)]
+fn new_root_start(l: &LocalState, tracer: &'static TracerShared) -> Fast {
     let trace_id = l.new_trace_id();
     let mut th = Threshold::ALWAYS;
     let used = tracer.budget.used();
@@ -451,92 +520,93 @@ fn new_root_always_sampled(l: &LocalState, tracer: &'static TracerShared, name: 
         if let Some(a) = tracer.adaptive {
             let t = a.threshold(used, tracer.budget.limit());
             if !t.keeps(trace_id.randomness()) {
-                return start_sampled(l, Parent::Root, name, Options::default());
+                return Fast::Slow;
             }
             th = t;
         }
     }
     let w = l.writer(tracer);
     w.counters().started.add(1);
-    Span {
-        inner: Inner::Recording(Recording {
-            tracer,
-            start: tracer.clock.ticks(),
-            explicit_start: false,
-            rec: SpanRecord {
-                trace_id,
-                span_id: l.new_span_id(),
-                parent_span_id: SpanId::INVALID,
-                flags: TraceFlags::SAMPLED.with(TraceFlags::RANDOM),
-                parent_is_remote: false,
-                kind: SpanKind::Internal,
-                trace_state: TraceState::EMPTY.with_threshold(Some(th)),
-                name,
-                start_unix_nanos: 0,
-                end_unix_nanos: 0,
-                attributes: SmallVec::new(),
-                dropped_attributes_count: 0,
-                status: Status::Unset,
-                extras: None,
-            },
-        }),
+    Fast::Start(Start {
+        tracer,
+        trace_id,
+        span_id: l.new_span_id(),
+        parent_span_id: SpanId::INVALID,
+        flags: TraceFlags::SAMPLED.with(TraceFlags::RANDOM),
+        trace_state: TraceState::EMPTY.with_threshold(Some(th)),
+        reason: 0,
+    })
+}
+
+impl Start {
+    #[inline(always)]
+    fn parent_ctx(&self) -> ParentCtx {
+        ParentCtx {
+            tracer: self.tracer,
+            trace_id: self.trace_id,
+            span_id: self.span_id,
+            flags: self.flags,
+            trace_state: self.trace_state.clone(),
+            reason: self.reason,
+        }
+    }
+
+    /// Builds the span; the clock is read last, as late as possible.
+    #[inline(always)]
+    fn into_span(self, name: Str) -> Span {
+        if !self.flags.is_sampled() {
+            return Span {
+                inner: Inner::NonRecording(NonRecording {
+                    tracer: self.tracer,
+                    trace_id: self.trace_id,
+                    span_id: self.span_id,
+                    flags: self.flags,
+                    trace_state: self.trace_state,
+                    reason: self.reason,
+                }),
+            };
+        }
+        Span {
+            inner: Inner::Recording(Recording {
+                tracer: self.tracer,
+                explicit_start: false,
+                owns_heap: matches!(name, Str::Owned(_)),
+                rec: SpanRecord {
+                    trace_id: self.trace_id,
+                    span_id: self.span_id,
+                    parent_span_id: self.parent_span_id,
+                    flags: self.flags,
+                    parent_is_remote: false,
+                    kind: SpanKind::Internal,
+                    trace_state: self.trace_state,
+                    name,
+                    start_unix_nanos: 0,
+                    end_unix_nanos: 0,
+                    attributes: Attributes::new(),
+                    dropped_attributes_count: 0,
+                    status: Status::Unset,
+                    extras: None,
+                },
+                start: self.tracer.clock.ticks(),
+            }),
+        }
     }
 }
 
 /// Starts a span from a builder.
 fn start_built(l: &LocalState, parent: Parent, name: Str, opts: Options) -> Span {
     if let Parent::Local = parent {
-        if let Some(p) = l.current_ref().filter(|p| p.tracer.follows_local) {
-            let mut span = local_child(l, p, name);
-            if let Inner::Recording(r) = &mut span.inner {
-                r.apply(opts);
+        if l.current_ref().is_some_and(|p| p.tracer.follows_local) {
+            if let Fast::Start(st) = fast_start(l) {
+                let mut span = st.into_span(name);
+                if let Inner::Recording(r) = &mut span.inner {
+                    r.apply(opts);
+                }
+                return span;
             }
-            return span;
         }
     }
     start_sampled(l, parent, name, opts)
-}
-
-#[inline(always)]
-fn local_child(l: &LocalState, p: &ParentCtx, name: Str) -> Span {
-    let w = l.writer(p.tracer);
-    w.counters().started.add(1);
-    let span_id = l.new_span_id();
-    if !p.flags.is_sampled() {
-        return Span {
-            inner: Inner::NonRecording(NonRecording {
-                tracer: p.tracer,
-                trace_id: p.trace_id,
-                span_id,
-                flags: p.flags,
-                trace_state: p.trace_state.clone(),
-                reason: p.reason,
-            }),
-        };
-    }
-    Span {
-        inner: Inner::Recording(Recording {
-            tracer: p.tracer,
-            start: p.tracer.clock.ticks(),
-            explicit_start: false,
-            rec: SpanRecord {
-                trace_id: p.trace_id,
-                span_id,
-                parent_span_id: p.span_id,
-                flags: p.flags,
-                parent_is_remote: false,
-                kind: SpanKind::Internal,
-                trace_state: p.trace_state.clone(),
-                name,
-                start_unix_nanos: 0,
-                end_unix_nanos: 0,
-                attributes: SmallVec::new(),
-                dropped_attributes_count: 0,
-                status: Status::Unset,
-                extras: None,
-            },
-        }),
-    }
 }
 
 impl Recording {
@@ -658,6 +728,7 @@ fn start_sampled(l: &LocalState, parent: Parent, name: Str, opts: Options) -> Sp
                 tracer,
                 start: tracer.clock.ticks(),
                 explicit_start: false,
+                owns_heap: matches!(name, Str::Owned(_)),
                 rec: SpanRecord {
                     trace_id,
                     span_id,
@@ -669,7 +740,7 @@ fn start_sampled(l: &LocalState, parent: Parent, name: Str, opts: Options) -> Sp
                     name,
                     start_unix_nanos: 0,
                     end_unix_nanos: 0,
-                    attributes: SmallVec::new(),
+                    attributes: Attributes::new(),
                     dropped_attributes_count: 0,
                     status: Status::Unset,
                     extras: None,
@@ -772,6 +843,10 @@ pub struct EnteredSpan {
 }
 
 impl EnteredSpan {
+    fn inactive() -> EnteredSpan {
+        EnteredSpan { span: Span::noop(), prev: None, active: false, _not_send: PhantomData }
+    }
+
     #[inline(always)]
     fn enter_in(l: &LocalState, span: Span) -> EnteredSpan {
         match span.parent_ctx() {

@@ -1,7 +1,6 @@
 //! Helpers for the crate's own unit tests.
 
-use smallvec::SmallVec;
-
+use crate::attributes::Attributes;
 use crate::context::TraceState;
 use crate::ids::{SpanId, TraceFlags, TraceId};
 use crate::record::{SpanKind, SpanRecord, Status};
@@ -19,7 +18,7 @@ pub(crate) fn record(name: &'static str) -> SpanRecord {
         name: name.into(),
         start_unix_nanos: 1,
         end_unix_nanos: 2,
-        attributes: SmallVec::new(),
+        attributes: Attributes::new(),
         dropped_attributes_count: 0,
         status: Status::Unset,
         extras: None,

@@ -163,9 +163,11 @@ impl TracerBuilder {
             self.adaptive.map_or(usize::MAX, |a| (a.high_water * self.memory_limit as f64) as usize);
         // Leaked on purpose: spans hold `&'static` references to it, so it must
         // outlive every span, including ones that end after shutdown.
+        let clock = crate::clock::Clock::new();
+        let starved_after_ticks = clock.ticks_for(Duration::from_micros(500));
         let shared: &'static TracerShared = Box::leak(Box::new(TracerShared {
             budget: Budget::new(self.memory_limit),
-            clock: crate::clock::Clock::new(),
+            clock,
             sampler: self.sampler,
             follows_local,
             roots_always_sampled,
@@ -181,6 +183,8 @@ impl TracerBuilder {
             control_cv: Condvar::new(),
             collector_thread: OnceLock::new(),
             collector_sleeping: AtomicBool::new(false),
+            collector_heartbeat: crate::buffer::budget::CachePadded(AtomicU64::new(0)),
+            starved_after_ticks,
             shut_down: AtomicBool::new(false),
             final_stats: OnceLock::new(),
             log_at_shutdown: self.log_at_shutdown,
@@ -282,6 +286,10 @@ pub(crate) struct TracerShared {
     pub control_cv: Condvar,
     collector_thread: OnceLock<Thread>,
     pub collector_sleeping: AtomicBool,
+    /// Clock ticks at the collector's last round (its heartbeat).
+    pub collector_heartbeat: crate::buffer::budget::CachePadded<AtomicU64>,
+    /// 500 µs in clock ticks.
+    starved_after_ticks: u64,
     pub shut_down: AtomicBool,
     pub final_stats: OnceLock<Stats>,
     log_at_shutdown: bool,
@@ -293,10 +301,23 @@ impl TracerShared {
         r.buffers.push(buffer);
     }
 
+    /// Whether the collector has not run a round for 500 µs (while not idle).
+    #[inline]
+    pub(crate) fn collector_is_starved(&self) -> bool {
+        !self.collector_sleeping.load(Ordering::Relaxed)
+            && self.clock.ticks().wrapping_sub(self.collector_heartbeat.load(Ordering::Relaxed))
+                > self.starved_after_ticks
+    }
+
     /// Wakes the collector if it is in a long sleep. Called once per chunk, not
     /// per span.
     pub(crate) fn nudge_collector(&self) {
-        if self.collector_sleeping.load(Ordering::Relaxed) && self.collector_sleeping.swap(false, Ordering::AcqRel) {
+        let sleeping =
+            self.collector_sleeping.load(Ordering::Relaxed) && self.collector_sleeping.swap(false, Ordering::AcqRel);
+        // Past 1/8 of the budget, wake it even from a short nap: buffered memory is
+        // what the adaptive stage reacts to. `unpark` of a running thread is one
+        // atomic swap, no system call.
+        if sleeping || self.budget.used() > self.budget.limit() / 8 {
             if let Some(t) = self.collector_thread.get() {
                 t.unpark();
             }

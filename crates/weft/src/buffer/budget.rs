@@ -90,12 +90,14 @@ impl Budget {
         self.used.fetch_sub(n, Ordering::Relaxed);
     }
 
+    #[inline]
     pub(crate) fn used(&self) -> usize {
         self.used.load(Ordering::Relaxed)
     }
     pub(crate) fn peak(&self) -> usize {
         self.peak.load(Ordering::Relaxed)
     }
+    #[inline]
     pub(crate) fn limit(&self) -> usize {
         self.limit
     }

@@ -158,7 +158,9 @@ impl ThreadWriter {
     /// Moves on to a new chunk. Cold: once per up to 256 spans.
     #[cold]
     fn grow(&mut self) -> bool {
-        let cap = self.next_cap;
+        // Above the adaptive high-water mark, take the smallest chunks: the room
+        // left is for the rest of traces already kept, spread over all threads.
+        let cap = if self.tracer.budget.used() > self.tracer.adaptive_high_bytes { MIN_CHUNK } else { self.next_cap };
         if !self.tracer.budget.try_charge(Chunk::bytes_for(cap)) {
             // Start small again once memory frees up.
             self.next_cap = MIN_CHUNK;
@@ -177,6 +179,16 @@ impl ThreadWriter {
         self.len = 0;
         self.next_cap = (cap * 2).min(MAX_CHUNK);
         self.tracer.nudge_collector();
+        // With more busy threads than cores, the collector may wait milliseconds
+        // for a CPU while threads fill the buffer at gigabytes per second. When
+        // the buffer is a quarter full and the collector has not run for 500 µs,
+        // this thread gives up the rest of its time slice (once per chunk of up
+        // to 256 spans) so the collector runs before memory pressure forces the
+        // adaptive stage to shed traces. It costs nothing while the collector
+        // keeps up.
+        if self.tracer.budget.used() > self.tracer.budget.limit() / 4 && self.tracer.collector_is_starved() {
+            std::thread::yield_now();
+        }
         true
     }
 }

@@ -43,11 +43,13 @@ impl Threshold {
     }
 
     /// Builds a threshold from its raw value, if it is in range.
+    #[inline]
     pub fn from_raw(t: u64) -> Option<Self> {
         (t <= MAX_THRESHOLD).then_some(Threshold(t))
     }
 
     /// The raw 56-bit rejection threshold.
+    #[inline]
     pub fn raw(self) -> u64 {
         self.0
     }
@@ -58,7 +60,7 @@ impl Threshold {
     }
 
     /// Whether a trace with this randomness is kept.
-    #[inline]
+    #[inline(always)]
     pub fn keeps(self, randomness: u64) -> bool {
         randomness >= self.0
     }
