@@ -54,18 +54,27 @@ where
                     }
                     n += 1;
                 }
-                (n, lat)
+                (n, lat, start, Instant::now())
             })
         })
         .collect();
     barrier.wait();
-    let start = Instant::now();
+    // Wall time is from the first thread's start to the last thread's end, as the
+    // threads saw them: the main thread may be scheduled late after the barrier.
     let mut requests = 0;
     let mut latencies = Vec::new();
+    let mut first: Option<Instant> = None;
+    let mut last: Option<Instant> = None;
     for h in handles {
-        let (n, lat) = h.join().unwrap_or_default();
+        let Ok((n, lat, s, e)) = h.join() else { continue };
         requests += n;
         latencies.extend(lat);
+        first = Some(first.map_or(s, |f| f.min(s)));
+        last = Some(last.map_or(e, |l| l.max(e)));
     }
-    Driven { wall: start.elapsed(), requests, latencies }
+    let wall = match (first, last) {
+        (Some(f), Some(l)) => l.duration_since(f),
+        _ => Duration::ZERO,
+    };
+    Driven { wall, requests, latencies }
 }

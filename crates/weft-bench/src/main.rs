@@ -100,6 +100,11 @@ enum Cmd {
         /// Print JSON lines (otherwise a table).
         #[arg(long)]
         json: bool,
+        /// Runs per peer and thread count; the median run (by ns per span) is
+        /// reported, with every run's figure in `detail.runs_ns_per_span`. Peers
+        /// take turns so drift on the machine affects them alike.
+        #[arg(long, default_value_t = 3)]
+        repeat: usize,
     },
     /// Runs one peer once in this process (used by `sdk`).
     #[command(hide = true)]
@@ -123,47 +128,34 @@ fn main() -> Result<()> {
             println!("{}", serde_json::to_string(&result)?);
             Ok(())
         }
-        Cmd::Sdk { run, threads, peers, json } => {
-            if threads.iter().any(|&t| t == 0) {
+        Cmd::Sdk { run, threads, peers, json, repeat } => {
+            if threads.contains(&0) {
                 bail!("--threads must be at least 1");
+            }
+            if repeat == 0 {
+                bail!("--repeat must be at least 1");
             }
             let exe = std::env::current_exe().context("cannot find this executable")?;
             if !json {
                 println!("{}", measure::Row::header());
             }
             for &t in &threads {
-                for &peer in &peers {
-                    let out = Command::new(&exe)
-                        .arg("sdk-run")
-                        .args([
-                            "--peer",
-                            peer.to_possible_value().map(|v| v.get_name().to_owned()).unwrap_or_default().as_str(),
-                        ])
-                        .args(["--threads", &t.to_string()])
-                        .args([
-                            "--workload",
-                            run.workload
-                                .to_possible_value()
-                                .map(|v| v.get_name().to_owned())
-                                .unwrap_or_default()
-                                .as_str(),
-                        ])
-                        .args(["--requests", &run.requests.to_string()])
-                        .args(["--duration", &run.duration.to_string()])
-                        .args(["--export-delay-ms", &run.export_delay_ms.to_string()])
-                        .args(["--memory-limit-mb", &run.memory_limit_mb.to_string()])
-                        .args(run.check_traces.then_some("--check-traces"))
-                        .output()
-                        .with_context(|| format!("running {peer:?}"))?;
-                    if !out.status.success() {
-                        bail!("{peer:?} with {t} threads failed: {}", String::from_utf8_lossy(&out.stderr));
+                let mut runs: Vec<Vec<measure::Row>> = peers.iter().map(|_| Vec::new()).collect();
+                for _ in 0..repeat {
+                    for (i, &peer) in peers.iter().enumerate() {
+                        runs[i].push(run_child(&exe, peer, t, &run)?);
                     }
-                    let line = String::from_utf8_lossy(&out.stdout);
-                    let line = line.lines().last().unwrap_or_default();
+                }
+                for mut r in runs {
+                    r.sort_by(|a, b| a.ns_per_span.total_cmp(&b.ns_per_span));
+                    let all: Vec<f64> = r.iter().map(|x| (x.ns_per_span * 10.0).round() / 10.0).collect();
+                    let mut row = r.swap_remove(r.len() / 2);
+                    if let Some(d) = row.detail.as_object_mut() {
+                        d.insert("runs_ns_per_span".into(), serde_json::json!(all));
+                    }
                     if json {
-                        println!("{line}");
+                        println!("{}", serde_json::to_string(&row)?);
                     } else {
-                        let row: measure::Row = serde_json::from_str(line).context("parsing a child's result")?;
                         println!("{}", row.table_line());
                     }
                 }
@@ -171,4 +163,30 @@ fn main() -> Result<()> {
             Ok(())
         }
     }
+}
+
+fn value_name<T: ValueEnum>(v: T) -> String {
+    v.to_possible_value().map(|v| v.get_name().to_owned()).unwrap_or_default()
+}
+
+/// Runs one peer in a fresh child process and parses its result line.
+fn run_child(exe: &std::path::Path, peer: Peer, threads: usize, run: &RunConfig) -> Result<measure::Row> {
+    let out = Command::new(exe)
+        .arg("sdk-run")
+        .args(["--peer", &value_name(peer)])
+        .args(["--threads", &threads.to_string()])
+        .args(["--workload", &value_name(run.workload)])
+        .args(["--requests", &run.requests.to_string()])
+        .args(["--duration", &run.duration.to_string()])
+        .args(["--export-delay-ms", &run.export_delay_ms.to_string()])
+        .args(["--memory-limit-mb", &run.memory_limit_mb.to_string()])
+        .args(run.check_traces.then_some("--check-traces"))
+        .output()
+        .with_context(|| format!("running {peer:?}"))?;
+    if !out.status.success() {
+        bail!("{peer:?} with {threads} threads failed: {}", String::from_utf8_lossy(&out.stderr));
+    }
+    let text = String::from_utf8_lossy(&out.stdout);
+    let line = text.lines().last().unwrap_or_default();
+    serde_json::from_str(line).with_context(|| format!("parsing {peer:?}'s result: {line}"))
 }

@@ -75,11 +75,7 @@ impl Clock {
         let u = unix_now();
         let dt = u128::from(t.wrapping_sub(self.origin_ticks));
         let mult = if self.tsc {
-            if dt == 0 {
-                1 << 32
-            } else {
-                ((mono << 32) / dt).clamp(1, u128::from(u64::MAX)) as u64
-            }
+            (mono << 32).checked_div(dt).map_or(1 << 32, |m| m.clamp(1, u128::from(u64::MAX)) as u64)
         } else {
             1 << 32
         };

@@ -125,20 +125,27 @@ impl LocalState {
 
     /// This thread's writer for `tracer`, registering one on first use (or when a
     /// new tracer was installed since).
-    #[inline]
+    #[inline(always)]
     #[allow(clippy::mut_from_ref)]
     pub(crate) fn writer(&self, tracer: &'static TracerShared) -> &mut ThreadWriter {
         // SAFETY: the returned reference is used by crate code only, briefly, and no
         // other reference into `writer` is live meanwhile.
         let slot = unsafe { &mut *self.writer.get() };
-        if !slot.as_ref().is_some_and(|w| std::ptr::eq(w.tracer, tracer)) {
-            *slot = Some(ThreadWriter::register(tracer));
+        if !matches!(slot, Some(w) if std::ptr::eq(w.tracer, tracer)) {
+            return register_writer(slot, tracer);
         }
         match slot {
             Some(w) => w,
-            None => unreachable!("set just above"),
+            None => unreachable!("checked just above"),
         }
     }
+}
+
+/// Registers this thread with `tracer` (first span, or a new tracer since).
+#[cold]
+#[inline(never)]
+fn register_writer<'a>(slot: &'a mut Option<ThreadWriter>, tracer: &'static TracerShared) -> &'a mut ThreadWriter {
+    slot.insert(ThreadWriter::register(tracer))
 }
 
 #[cold]

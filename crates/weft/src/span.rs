@@ -40,6 +40,9 @@ pub struct Span {
     inner: Inner,
 }
 
+// The recording variant is large on purpose: the record lives inline so that a
+// span costs no allocation. Boxing it (what the lint suggests) would allocate per span.
+#[allow(clippy::large_enum_variant)]
 enum Inner {
     Recording(Recording),
     NonRecording(NonRecording),
@@ -502,6 +505,7 @@ fn fast_start(l: &LocalState) -> Fast {
         Some(_) => Fast::Slow,
         None => match tracer::global() {
             Some(t) if t.roots_always_sampled => new_root_start(l, t),
+            Some(t) if t.roots_never_sampled => new_unsampled_root_start(l, t),
             Some(_) => Fast::Slow,
             None => Fast::Noop,
         },
@@ -513,28 +517,41 @@ fn fast_start(l: &LocalState) -> Fast {
 /// memory is below its high-water mark.
 #[inline(always)]
 fn new_root_start(l: &LocalState, tracer: &'static TracerShared) -> Fast {
-    let trace_id = l.new_trace_id();
-    let mut th = Threshold::ALWAYS;
-    let used = tracer.budget.used();
-    if used > tracer.adaptive_high_bytes {
-        if let Some(a) = tracer.adaptive {
-            let t = a.threshold(used, tracer.budget.limit());
-            if !t.keeps(trace_id.randomness()) {
-                return Fast::Slow;
-            }
-            th = t;
-        }
-    }
     let w = l.writer(tracer);
+    // The thread's cached view of memory pressure, refreshed once per chunk:
+    // reading the shared budget counter here, on every new trace, cost a cache
+    // miss per trace once several threads were charging it.
+    if w.pressure {
+        return Fast::Slow;
+    }
     w.counters().started.add(1);
     Fast::Start(Start {
         tracer,
-        trace_id,
+        trace_id: l.new_trace_id(),
         span_id: l.new_span_id(),
         parent_span_id: SpanId::INVALID,
         flags: TraceFlags::SAMPLED.with(TraceFlags::RANDOM),
-        trace_state: TraceState::EMPTY.with_threshold(Some(th)),
+        trace_state: TraceState::EMPTY.with_threshold(Some(Threshold::ALWAYS)),
         reason: 0,
+    })
+}
+
+/// A new trace under a sampler that drops every root (`AlwaysOff`, or
+/// `ParentBased(AlwaysOff)`): counted, with IDs for propagation, no sampler call.
+#[inline(always)]
+fn new_unsampled_root_start(l: &LocalState, tracer: &'static TracerShared) -> Fast {
+    let w = l.writer(tracer);
+    let c = w.counters();
+    c.started.add(1);
+    c.sampled_out_traces[DropReason::AlwaysOff as usize].add(1);
+    Fast::Start(Start {
+        tracer,
+        trace_id: l.new_trace_id(),
+        span_id: l.new_span_id(),
+        parent_span_id: SpanId::INVALID,
+        flags: TraceFlags::RANDOM,
+        trace_state: TraceState::EMPTY,
+        reason: DropReason::AlwaysOff as u8,
     })
 }
 
@@ -689,6 +706,7 @@ fn start_sampled(l: &LocalState, parent: Parent, name: Str, opts: Options) -> Sp
         SamplingDecision::Sample(th) if is_local_root => match tracer.adaptive {
             Some(a) => {
                 let (used, limit) = (tracer.budget.used(), tracer.budget.limit());
+                w.pressure = used > tracer.adaptive_high_bytes;
                 if (used as f64) <= a.high_water * limit as f64 {
                     SamplingDecision::Sample(th)
                 } else {

@@ -102,7 +102,12 @@ pub fn run(peer: Peer, cfg: &RunConfig, threads: usize) -> Row {
         delivered,
         delivered_pct: if spans > 0 { 100.0 * delivered as f64 / spans as f64 } else { 100.0 },
         counted_dropped: counted,
-        silent_lost: spans.saturating_sub(delivered + counted.unwrap_or(0)),
+        // With sampling off, not delivering is the point, not a loss.
+        silent_lost: if cfg.workload == crate::Workload::Unsampled {
+            0
+        } else {
+            spans.saturating_sub(delivered + counted.unwrap_or(0))
+        },
         rss_delta_kb,
         p99_ns: p99(&mut o.driven.latencies),
         export_delay_ms: cfg.export_delay_ms,

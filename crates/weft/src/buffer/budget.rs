@@ -3,7 +3,10 @@
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Mutex;
 
-use super::chunk::Slots;
+use std::cell::UnsafeCell;
+use std::mem::MaybeUninit;
+
+use super::chunk::{Slots, MAX_CHUNK, SLOT_BYTES, SMALL_CHUNK};
 
 /// Pads a value to its own cache line pair so writes to it do not slow readers of
 /// neighbouring fields (x86 prefetches lines in pairs, hence 128).
@@ -26,13 +29,22 @@ pub(crate) struct Budget {
     used: CachePadded<AtomicUsize>,
     peak: CachePadded<AtomicUsize>,
     limit: usize,
-    /// Slot arrays of freed full-size chunks, reused by the next chunk. Without
-    /// it, a busy thread's chunk memory goes back to the allocator, which trims
-    /// it to the OS, and every new chunk pays page faults on first touch (measured:
-    /// ~10 % of span cost). Pooled memory is not charged (it holds no spans); the
-    /// pool is capped at 1/16 of the limit.
-    pool: Mutex<Vec<Slots>>,
-    pool_cap: usize,
+    /// Slot arrays of freed chunks, one pool per chunk size, reused by the next
+    /// chunk of that size. Every chunk's array comes from here and returns here,
+    /// and arrays outstanding (live or pooled) never exceed the limit in bytes:
+    /// when a new one would, idle arrays of the other size are freed first. So
+    /// chunk memory stays within the limit whichever threads allocate and free
+    /// it — with the allocator's per-thread arenas it did not (measured +43 MB RSS
+    /// for a 32 MB budget) — and a busy thread never pays page faults for fresh
+    /// chunk memory (measured: ~10 % of span cost). Pooled arrays hold no spans
+    /// and are not charged.
+    pools: [Mutex<Vec<Slots>>; 2],
+    /// Bytes of slot arrays outstanding, live or pooled.
+    arrays: AtomicUsize,
+    /// Slots in a thread's chunks after its first: up to [`MAX_CHUNK`], and at
+    /// most 1/256 of the limit, so that the adaptive stage's last 10 % holds 25
+    /// or more of them (one per thread with a trace still being recorded).
+    big_chunk: usize,
 }
 
 impl std::fmt::Debug for Budget {
@@ -43,26 +55,50 @@ impl std::fmt::Debug for Budget {
 
 impl Budget {
     pub(crate) fn new(limit: usize) -> Self {
-        let pool_cap = (limit / 16 / super::chunk::Chunk::bytes_for(super::chunk::MAX_CHUNK)).clamp(1, 32);
         Budget {
             used: CachePadded(AtomicUsize::new(0)),
             peak: CachePadded(AtomicUsize::new(0)),
             limit,
-            pool: Mutex::new(Vec::with_capacity(pool_cap)),
-            pool_cap,
+            pools: [Mutex::new(Vec::new()), Mutex::new(Vec::new())],
+            arrays: AtomicUsize::new(0),
+            big_chunk: (limit / 256 / SLOT_BYTES).clamp(SMALL_CHUNK, MAX_CHUNK),
         }
     }
 
-    /// A pooled full-size slot array, if one is free (never blocks).
-    pub(crate) fn take_slots(&self) -> Option<Slots> {
-        self.pool.try_lock().ok().and_then(|mut p| p.pop())
+    /// Slots in a thread's chunks after its first.
+    #[inline]
+    pub(crate) fn big_chunk(&self) -> usize {
+        self.big_chunk
     }
 
-    /// Offers a full-size slot array for reuse; frees it if the pool is full or busy.
+    /// A slot array of `cap` slots ([`SMALL_CHUNK`] or [`Budget::big_chunk`]),
+    /// pooled or new. Called once per chunk.
+    pub(crate) fn take_slots(&self, cap: usize) -> Slots {
+        let class = usize::from(cap != SMALL_CHUNK);
+        if let Some(slots) = self.pools[class].lock().ok().and_then(|mut p| p.pop()) {
+            return slots;
+        }
+        let bytes = cap * SLOT_BYTES;
+        let before = self.arrays.fetch_add(bytes, Ordering::Relaxed);
+        if before + bytes > self.limit {
+            // Make room by freeing idle arrays of the other size.
+            if let Ok(mut other) = self.pools[1 - class].lock() {
+                while self.arrays.load(Ordering::Relaxed) > self.limit {
+                    let Some(idle) = other.pop() else { break };
+                    self.arrays.fetch_sub(idle.len() * SLOT_BYTES, Ordering::Relaxed);
+                }
+            }
+        }
+        (0..cap).map(|_| UnsafeCell::new(MaybeUninit::uninit())).collect()
+    }
+
+    /// Returns a slot array for reuse.
     pub(crate) fn give_slots(&self, slots: Slots) {
-        if let Ok(mut p) = self.pool.try_lock() {
-            if p.len() < self.pool_cap {
-                p.push(slots);
+        let class = usize::from(slots.len() != SMALL_CHUNK);
+        match self.pools[class].lock() {
+            Ok(mut p) => p.push(slots),
+            Err(_) => {
+                self.arrays.fetch_sub(slots.len() * SLOT_BYTES, Ordering::Relaxed);
             }
         }
     }

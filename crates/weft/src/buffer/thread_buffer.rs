@@ -4,15 +4,11 @@
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
-use super::chunk::{Chunk, ChunkRange, MAX_CHUNK};
+use super::chunk::{Chunk, ChunkRange, SMALL_CHUNK};
 use crate::record::SpanRecord;
 use crate::sampler::DropReason;
 use crate::tracer::TracerShared;
 
-/// Smallest and largest chunk, in slots. Chunks double from the smallest so a
-/// thread that ends a few spans holds a few kilobytes, and a busy one amortises
-/// chunk allocation and budget charging over hundreds of spans.
-const MIN_CHUNK: usize = 16;
 /// Heap bytes (owned strings, spilled attributes, events) a writer may hold before
 /// charging them to the budget, so the shared counter is not written per span.
 const HEAP_CHARGE_STEP: usize = 16 * 1024;
@@ -68,8 +64,10 @@ pub(crate) struct ThreadWriter {
     pub buffer: Arc<ThreadBuffer>,
     chunk: Option<Arc<Chunk>>,
     len: usize,
-    next_cap: usize,
     uncharged_heap: usize,
+    /// Whether buffered memory was above the adaptive high-water mark when last
+    /// looked at (each new chunk, and each new trace while it was).
+    pub pressure: bool,
 }
 
 impl ThreadWriter {
@@ -81,7 +79,7 @@ impl ThreadWriter {
             alive: AtomicBool::new(true),
         });
         tracer.register(buffer.clone());
-        ThreadWriter { tracer, buffer, chunk: None, len: 0, next_cap: MIN_CHUNK, uncharged_heap: 0 }
+        ThreadWriter { tracer, buffer, chunk: None, len: 0, uncharged_heap: 0, pressure: false }
     }
 
     #[inline]
@@ -128,21 +126,6 @@ impl ThreadWriter {
         }
     }
 
-    /// Appends a finished record (reserve + write + commit). Returns false (drop
-    /// counted) if the memory budget has no room.
-    #[cfg(test)]
-    pub(crate) fn push(&mut self, rec: SpanRecord, heap: usize) -> bool {
-        match self.reserve() {
-            Some(slot) => {
-                // SAFETY: a reserved slot is ours to write.
-                unsafe { slot.write(rec) };
-                self.commit(heap, true);
-                true
-            }
-            None => false,
-        }
-    }
-
     /// Charges accumulated heap bytes to the budget, on the current chunk's account.
     fn settle_heap(&mut self) {
         if self.uncharged_heap == 0 {
@@ -158,12 +141,10 @@ impl ThreadWriter {
     /// Moves on to a new chunk. Cold: once per up to 256 spans.
     #[cold]
     fn grow(&mut self) -> bool {
-        // Above the adaptive high-water mark, take the smallest chunks: the room
-        // left is for the rest of traces already kept, spread over all threads.
-        let cap = if self.tracer.budget.used() > self.tracer.adaptive_high_bytes { MIN_CHUNK } else { self.next_cap };
-        if !self.tracer.budget.try_charge(Chunk::bytes_for(cap)) {
-            // Start small again once memory frees up.
-            self.next_cap = MIN_CHUNK;
+        let cap = if self.chunk.is_none() { SMALL_CHUNK } else { self.tracer.budget.big_chunk() };
+        let charged = self.tracer.budget.try_charge(Chunk::bytes_for(cap));
+        self.pressure = self.tracer.budget.used() > self.tracer.adaptive_high_bytes;
+        if !charged {
             return false;
         }
         self.settle_heap();
@@ -177,7 +158,6 @@ impl ThreadWriter {
             }
         }
         self.len = 0;
-        self.next_cap = (cap * 2).min(MAX_CHUNK);
         self.tracer.nudge_collector();
         // With more busy threads than cores, the collector may wait milliseconds
         // for a CPU while threads fill the buffer at gigabytes per second. When
@@ -258,8 +238,8 @@ mod tests {
     fn cursor_reads_across_sealed_chunks_in_order() {
         let budget: &'static Budget = Box::leak(Box::new(Budget::new(1 << 30)));
         let new = || {
-            assert!(budget.try_charge(Chunk::bytes_for(2)));
-            Chunk::new(2, budget)
+            assert!(budget.try_charge(Chunk::bytes_for(SMALL_CHUNK)));
+            Chunk::new(SMALL_CHUNK, budget)
         };
         let a = new();
         let mut cur_chunk = a.clone();
@@ -273,7 +253,7 @@ mod tests {
         });
         let mut cursor = ThreadCursor::new(buffer);
         let mut len = 0;
-        for i in 0..7u64 {
+        for i in 0..(2 * SMALL_CHUNK as u64 + 7) {
             if len == cur_chunk.capacity() {
                 let n = new();
                 cur_chunk.seal_with_next(n.clone());
@@ -282,7 +262,7 @@ mod tests {
             }
             unsafe { cur_chunk.write(len, rec(i)) };
             len += 1;
-            if i % 3 == 0 {
+            if i % 37 == 0 {
                 cursor.poll(&mut ranges);
             }
         }
@@ -290,8 +270,9 @@ mod tests {
         for r in &ranges {
             got.extend(r.records().iter().map(|r| r.span_id.to_u64()));
         }
-        assert_eq!(got, (1..=7).collect::<Vec<_>>());
-        assert_eq!(cursor.collected, 7);
+        let n = 2 * SMALL_CHUNK as u64 + 7;
+        assert_eq!(got, (1..=n).collect::<Vec<_>>());
+        assert_eq!(cursor.collected, n);
         drop(ranges);
         drop(cursor);
         drop(cur_chunk);

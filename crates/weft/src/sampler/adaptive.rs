@@ -16,7 +16,7 @@ use super::threshold::Threshold;
 pub struct AdaptiveConfig {
     /// Usage fraction above which new traces start to be shed (default 0.75).
     pub high_water: f64,
-    /// Usage fraction at which every new trace is shed (default 0.95).
+    /// Usage fraction at which every new trace is shed (default 0.9).
     pub zero_at: f64,
 }
 
@@ -25,8 +25,9 @@ impl Default for AdaptiveConfig {
         // High, because a collector thread that the OS deschedules for 2-3 ms
         // (measured on 2-vCPU VMs) lets a busy program buffer ~20 MB; shedding
         // then would lose traces to a hiccup rather than to a slow exporter. The
-        // last 5 % is room for the rest of traces already kept.
-        AdaptiveConfig { high_water: 0.75, zero_at: 0.95 }
+        // last 10 % is room for the rest of traces already kept: a chunk for
+        // each of ~130 threads at the default 32 MiB.
+        AdaptiveConfig { high_water: 0.75, zero_at: 0.9 }
     }
 }
 
@@ -67,8 +68,8 @@ mod tests {
         let a = AdaptiveConfig::default();
         assert_eq!(a.probability(0, 100), 1.0);
         assert_eq!(a.probability(75, 100), 1.0);
-        assert_eq!(a.probability(95, 100), 0.0);
-        assert!((a.probability(850, 1000) - 0.5).abs() < 1e-9);
+        assert_eq!(a.probability(90, 100), 0.0);
+        assert!((a.probability(825, 1000) - 0.5).abs() < 1e-9);
         assert_eq!(a.threshold(100, 100), Threshold::NEVER);
         assert!(a.is_valid());
         assert!(!AdaptiveConfig { high_water: 0.9, zero_at: 0.5 }.is_valid());

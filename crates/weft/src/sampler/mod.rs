@@ -121,6 +121,12 @@ pub trait Sampler: Send + Sync + fmt::Debug + 'static {
     fn always_samples_roots(&self) -> bool {
         false
     }
+
+    /// True if this sampler drops every span without a parent — the tracer then
+    /// starts new traces as non-recording without calling it.
+    fn never_samples_roots(&self) -> bool {
+        false
+    }
 }
 
 impl<S: Sampler + ?Sized> Sampler for Arc<S> {
@@ -133,6 +139,9 @@ impl<S: Sampler + ?Sized> Sampler for Arc<S> {
     fn always_samples_roots(&self) -> bool {
         (**self).always_samples_roots()
     }
+    fn never_samples_roots(&self) -> bool {
+        (**self).never_samples_roots()
+    }
 }
 
 impl<S: Sampler + ?Sized> Sampler for Box<S> {
@@ -144,6 +153,9 @@ impl<S: Sampler + ?Sized> Sampler for Box<S> {
     }
     fn always_samples_roots(&self) -> bool {
         (**self).always_samples_roots()
+    }
+    fn never_samples_roots(&self) -> bool {
+        (**self).never_samples_roots()
     }
 }
 
@@ -167,6 +179,14 @@ pub struct AlwaysOff;
 impl Sampler for AlwaysOff {
     fn should_sample(&self, _: &SamplingParams<'_>) -> SamplingDecision {
         SamplingDecision::Drop(DropReason::AlwaysOff)
+    }
+    fn never_samples_roots(&self) -> bool {
+        true
+    }
+    /// Under `AlwaysOff` no local parent is ever sampled, so following the parent
+    /// gives the same answer without the call.
+    fn follows_local_parent(&self) -> bool {
+        true
     }
 }
 
@@ -271,6 +291,9 @@ impl Sampler for ParentBased {
     }
     fn always_samples_roots(&self) -> bool {
         self.root.always_samples_roots()
+    }
+    fn never_samples_roots(&self) -> bool {
+        self.root.never_samples_roots()
     }
 }
 

@@ -9,10 +9,13 @@ use std::time::Duration;
 
 use weft::{ExportError, ExportResult, SpanBatch, SpanExporter, SpanRecord, TraceId};
 
+/// What the recorder keeps of a span: trace, span ID, parent ID, name.
+pub type Seen = (TraceId, u64, u64, String);
+
 /// Counts spans and keeps (trace, span, parent) triples, optionally sleeping per batch.
 #[derive(Clone, Default)]
 pub struct Recorder {
-    pub spans: Arc<Mutex<Vec<(TraceId, u64, u64, String)>>>,
+    pub spans: Arc<Mutex<Vec<Seen>>>,
     pub count: Arc<AtomicU64>,
     pub delay: Duration,
 }
@@ -56,7 +59,7 @@ impl SpanExporter for Failing {
 
 /// Checks that every trace seen has a root and that every span's parent is in the
 /// same trace: no trace was cut. `per_trace` is the expected span count.
-pub fn assert_traces_complete(spans: &[(TraceId, u64, u64, String)], per_trace: usize) {
+pub fn assert_traces_complete(spans: &[Seen], per_trace: usize) {
     let mut by_trace: HashMap<TraceId, Vec<(u64, u64)>> = HashMap::new();
     for (t, s, p, _) in spans {
         by_trace.entry(*t).or_default().push((*s, *p));
