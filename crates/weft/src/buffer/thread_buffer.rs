@@ -278,4 +278,62 @@ mod tests {
         drop(cur_chunk);
         assert_eq!(budget.used(), 0, "every chunk returned what it was charged");
     }
+
+    /// Stress: one thread writes across many chunks while another polls; the
+    /// reader must see every record exactly once, in order, fully written.
+    #[test]
+    fn a_concurrent_reader_sees_every_record_once_in_order() {
+        let budget: &'static Budget = Box::leak(Box::new(Budget::new(1 << 30)));
+        let first = {
+            assert!(budget.try_charge(Chunk::bytes_for(SMALL_CHUNK)));
+            Chunk::new(SMALL_CHUNK, budget)
+        };
+        let buffer = Arc::new(ThreadBuffer {
+            counters: Default::default(),
+            first: Mutex::new(Some(first.clone())),
+            alive: AtomicBool::new(true),
+        });
+        let n: u64 = if cfg!(debug_assertions) { 200_000 } else { 2_000_000 };
+        let writer_buffer = buffer.clone();
+        let writer = std::thread::spawn(move || {
+            let mut chunk = first;
+            let mut len = 0;
+            for i in 0..n {
+                if len == chunk.capacity() {
+                    assert!(budget.try_charge(Chunk::bytes_for(SMALL_CHUNK)));
+                    let next = Chunk::new(SMALL_CHUNK, budget);
+                    chunk.seal_with_next(next.clone());
+                    chunk = next;
+                    len = 0;
+                }
+                let mut r = rec(i);
+                r.start_unix_nanos = i ^ 0x5555;
+                unsafe { chunk.write(len, r) };
+                len += 1;
+            }
+            drop(chunk);
+            writer_buffer.alive.store(false, Ordering::Release);
+        });
+        let mut cursor = ThreadCursor::new(buffer);
+        let mut next_expected = 1u64;
+        loop {
+            let dead = !cursor.buffer.is_alive();
+            let mut ranges: Vec<ChunkRange> = Vec::new();
+            cursor.poll(&mut ranges);
+            for r in &ranges {
+                for s in r.records() {
+                    assert_eq!(s.span_id.to_u64(), next_expected, "records arrive once and in order");
+                    assert_eq!(s.start_unix_nanos, (next_expected - 1) ^ 0x5555, "records are fully written");
+                    next_expected += 1;
+                }
+            }
+            if dead {
+                break;
+            }
+        }
+        writer.join().unwrap();
+        assert_eq!(next_expected - 1, n);
+        drop(cursor);
+        assert_eq!(budget.used(), 0, "every chunk returned what it was charged");
+    }
 }
