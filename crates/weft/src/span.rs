@@ -276,6 +276,14 @@ impl Span {
 
     #[inline]
     fn finish(&mut self, end: Option<u64>) {
+        if !matches!(self.inner, Inner::Noop) {
+            self.finish_in(local::get(), end);
+        }
+    }
+
+    /// Ends the span with this thread's state (`None` during thread teardown).
+    #[inline(always)]
+    fn finish_in(&mut self, local: Option<&LocalState>, end: Option<u64>) {
         match &mut self.inner {
             Inner::Recording(r) => {
                 let tracer = r.tracer;
@@ -289,7 +297,7 @@ impl Span {
                 // Records owning nothing (static strings, inline attributes) need
                 // no destructor: the chunk then frees them without visiting each.
                 let needs_drop = r.owns_heap || r.rec.trace_state.owns_shared();
-                match local::get() {
+                match local {
                     Some(l) => {
                         let w = l.writer(tracer);
                         w.counters().ended.add(1);
@@ -324,12 +332,11 @@ impl Span {
             Inner::NonRecording(n) => {
                 let tracer = n.tracer;
                 self.inner = Inner::Noop;
-                if let Some(l) = local::get() {
-                    let c = l.writer(tracer).counters();
-                    c.ended.add(1);
-                    c.sampled_out_spans.add(1);
+                // One counter for an unsampled span's end: it counts as ended
+                // and as sampled out (`stats()` adds it to both).
+                if let Some(l) = local {
+                    l.writer(tracer).counters().sampled_out_spans.add(1);
                 } else {
-                    tracer.orphan_counters.ended.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                     tracer.orphan_counters.sampled_out.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                 }
             }
@@ -892,11 +899,15 @@ impl std::ops::DerefMut for EnteredSpan {
 impl Drop for EnteredSpan {
     #[inline]
     fn drop(&mut self) {
+        // One thread-local access for both: restore the parent, then end the span
+        // (its own drop then finds it ended).
+        let local = local::get();
         if self.active {
-            let prev = self.prev.take();
-            local::with(|l| l.replace_current(prev));
+            if let Some(l) = local {
+                l.replace_current(self.prev.take());
+            }
         }
-        // `span` ends when the field drops, after the parent is restored.
+        self.span.finish_in(local, None);
     }
 }
 

@@ -165,7 +165,7 @@ impl TracerBuilder {
         // Leaked on purpose: spans hold `&'static` references to it, so it must
         // outlive every span, including ones that end after shutdown.
         let clock = crate::clock::Clock::new();
-        let starved_after_ticks = clock.ticks_for(Duration::from_micros(500));
+        let starved_after_ticks = clock.ticks_for(Duration::from_micros(250));
         let shared: &'static TracerShared = Box::leak(Box::new(TracerShared {
             budget: Budget::new(self.memory_limit),
             clock,
@@ -301,7 +301,7 @@ pub(crate) struct TracerShared {
     pub collector_nap: std::sync::atomic::AtomicU8,
     /// Clock ticks at the collector's last round (its heartbeat).
     pub collector_heartbeat: crate::buffer::budget::CachePadded<AtomicU64>,
-    /// 500 µs in clock ticks.
+    /// 250 µs in clock ticks.
     starved_after_ticks: u64,
     pub shut_down: AtomicBool,
     pub final_stats: OnceLock<Stats>,
@@ -314,7 +314,7 @@ impl TracerShared {
         r.buffers.push(buffer);
     }
 
-    /// Whether the collector has not run a round for 500 µs (while not idle).
+    /// Whether the collector has not run a round for 250 µs (while not idle).
     #[inline]
     pub(crate) fn collector_is_starved(&self) -> bool {
         self.collector_nap.load(Ordering::Relaxed) != NAP_IDLE
@@ -392,7 +392,8 @@ impl TracerShared {
         }
         Stats {
             started: t.started,
-            ended: t.ended,
+            // Unsampled spans count their end once, as sampled out.
+            ended: t.ended + t.sampled_out_spans,
             sampled_out: t.sampled_out_spans,
             sampled_out_traces: traces,
             dropped: Dropped {
@@ -428,7 +429,7 @@ impl TracerShared {
         }
     }
 
-    fn wake_collector(&self) {
+    pub(crate) fn wake_collector(&self) {
         self.collector_nap.store(NAP_NONE, Ordering::Relaxed);
         if let Some(t) = self.collector_thread.get() {
             t.unpark();

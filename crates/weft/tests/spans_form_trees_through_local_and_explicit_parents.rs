@@ -247,3 +247,26 @@ fn current_context_follows_entered_spans() {
     assert!(weft::current_context().is_none());
     tracer.shutdown(Duration::from_secs(5)).unwrap();
 }
+
+#[test]
+fn invalid_configuration_is_refused_with_a_reason() {
+    let cases: Vec<(weft::TracerBuilder, &str)> = vec![
+        (weft::builder(), "no exporter"),
+        (weft::builder().exporter(InMemoryExporter::new()).max_batch_spans(0), "max_batch_spans"),
+        (weft::builder().exporter(InMemoryExporter::new()).memory_limit_bytes(1024), "memory limit"),
+        (
+            weft::builder()
+                .exporter(InMemoryExporter::new())
+                .adaptive(Some(weft::sampler::adaptive::AdaptiveConfig { high_water: 0.9, zero_at: 0.5 })),
+            "adaptive",
+        ),
+    ];
+    for (builder, expected) in cases {
+        match builder.install() {
+            Err(weft::InitError::InvalidConfig(msg)) => assert!(msg.contains(expected), "{msg:?} should mention {expected:?}"),
+            other => panic!("expected a configuration error about {expected}, got {other:?}"),
+        }
+    }
+    // Nothing was installed by the refused attempts.
+    assert!(weft::stats().is_none());
+}
