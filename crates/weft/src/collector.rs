@@ -129,6 +129,7 @@ impl Collector {
                 if let Some(pos) = reg.buffers.iter().position(|b| std::sync::Arc::ptr_eq(b, &cur.buffer)) {
                     let b = reg.buffers.remove(pos);
                     reg.retired.add(&b.counters);
+                    self.tracer.writing_threads.store(reg.buffers.len(), Ordering::Relaxed);
                 }
                 continue;
             }

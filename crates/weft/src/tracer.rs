@@ -2,7 +2,7 @@
 //! global "current tracer", and the [`Tracer`] handle with `stats`,
 //! `force_flush` and `shutdown`.
 
-use std::sync::atomic::{AtomicBool, AtomicPtr, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicPtr, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Condvar, Mutex, OnceLock};
 use std::thread::{JoinHandle, Thread};
 use std::time::{Duration, Instant};
@@ -178,6 +178,7 @@ impl TracerBuilder {
             limits: self.limits,
             resource: Arc::new(self.resource),
             registry: Mutex::new(Registry::default()),
+            writing_threads: AtomicUsize::new(0),
             orphans: Mutex::new(Vec::new()),
             orphan_counters: OrphanCounters::default(),
             out: CollectorCounters::default(),
@@ -290,6 +291,8 @@ pub(crate) struct TracerShared {
     pub limits: SpanLimits,
     pub resource: Arc<Resource>,
     pub registry: Mutex<Registry>,
+    /// Threads with a live buffer (sizes their chunks); kept by the registry.
+    pub writing_threads: AtomicUsize,
     pub orphans: Mutex<Vec<SpanRecord>>,
     pub orphan_counters: OrphanCounters,
     pub out: CollectorCounters,
@@ -312,6 +315,7 @@ impl TracerShared {
     pub(crate) fn register(&self, buffer: Arc<ThreadBuffer>) {
         let mut r = self.registry.lock().unwrap_or_else(|e| e.into_inner());
         r.buffers.push(buffer);
+        self.writing_threads.store(r.buffers.len(), Ordering::Relaxed);
     }
 
     /// Whether the collector has not run a round for 250 µs (while not idle).

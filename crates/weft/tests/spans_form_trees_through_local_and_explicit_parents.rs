@@ -263,7 +263,9 @@ fn invalid_configuration_is_refused_with_a_reason() {
     ];
     for (builder, expected) in cases {
         match builder.install() {
-            Err(weft::InitError::InvalidConfig(msg)) => assert!(msg.contains(expected), "{msg:?} should mention {expected:?}"),
+            Err(weft::InitError::InvalidConfig(msg)) => {
+                assert!(msg.contains(expected), "{msg:?} should mention {expected:?}")
+            }
             other => panic!("expected a configuration error about {expected}, got {other:?}"),
         }
     }

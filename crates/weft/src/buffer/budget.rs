@@ -1,7 +1,8 @@
 //! The byte budget that bounds all buffered span memory of one tracer.
 
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::Mutex;
+
+use crossbeam_queue::ArrayQueue;
 
 use std::cell::UnsafeCell;
 use std::mem::MaybeUninit;
@@ -29,22 +30,37 @@ pub(crate) struct Budget {
     used: CachePadded<AtomicUsize>,
     peak: CachePadded<AtomicUsize>,
     limit: usize,
-    /// Slot arrays of freed chunks, one pool per chunk size, reused by the next
-    /// chunk of that size. Every chunk's array comes from here and returns here,
-    /// and arrays outstanding (live or pooled) never exceed the limit in bytes:
-    /// when a new one would, idle arrays of the other size are freed first. So
-    /// chunk memory stays within the limit whichever threads allocate and free
-    /// it — with the allocator's per-thread arenas it did not (measured +43 MB RSS
-    /// for a 32 MB budget) — and a busy thread never pays page faults for fresh
-    /// chunk memory (measured: ~10 % of span cost). Pooled arrays hold no spans
-    /// and are not charged.
-    pools: [Mutex<Vec<Slots>>; 2],
+    /// Slot arrays of freed chunks, one pool per chunk size (16, 32, … 256
+    /// slots), reused by the next chunk of that size. Every chunk's array comes
+    /// from here and returns here, and arrays outstanding (live or pooled) never
+    /// exceed the limit in bytes: when a new one would, idle arrays of other sizes
+    /// are freed first. So chunk memory stays within the limit whichever threads
+    /// allocate and free it — with the allocator's per-thread arenas it did not
+    /// (measured +43 MB RSS for a 32 MB budget) — and a busy thread never pays
+    /// page faults for fresh chunk memory (measured: ~10 % of span cost). Pooled
+    /// arrays hold no spans and are not charged. Lock-free queues, so a preempted
+    /// thread never holds up the others (there can be many more threads than
+    /// cores).
+    pools: [ArrayQueue<Slots>; SIZE_CLASSES],
     /// Bytes of slot arrays outstanding, live or pooled.
     arrays: AtomicUsize,
-    /// Slots in a thread's chunks after its first: up to [`MAX_CHUNK`], and at
-    /// most 1/256 of the limit, so that the adaptive stage's last 10 % holds 25
-    /// or more of them (one per thread with a trace still being recorded).
+    /// The largest chunk for this limit: up to [`MAX_CHUNK`], and at most 1/256
+    /// of the limit, so that the adaptive stage's last 10 % holds 25 or more
+    /// (one per thread with a trace still being recorded).
     big_chunk: usize,
+}
+
+/// Chunk sizes are powers of two from [`SMALL_CHUNK`] to [`MAX_CHUNK`].
+const SIZE_CLASSES: usize = (MAX_CHUNK / SMALL_CHUNK).trailing_zeros() as usize + 1;
+
+/// The pool index of a chunk size.
+fn class_of(slots: usize) -> usize {
+    (slots / SMALL_CHUNK).trailing_zeros() as usize
+}
+
+/// The largest power of two not above `n` (`n` ≥ 1).
+fn prev_power_of_two(n: usize) -> usize {
+    1 << (usize::BITS - 1 - n.max(1).leading_zeros())
 }
 
 impl std::fmt::Debug for Budget {
@@ -55,36 +71,41 @@ impl std::fmt::Debug for Budget {
 
 impl Budget {
     pub(crate) fn new(limit: usize) -> Self {
+        let big_chunk = prev_power_of_two((limit / 256 / SLOT_BYTES).clamp(SMALL_CHUNK, MAX_CHUNK));
         Budget {
             used: CachePadded(AtomicUsize::new(0)),
             peak: CachePadded(AtomicUsize::new(0)),
             limit,
-            pools: [Mutex::new(Vec::new()), Mutex::new(Vec::new())],
+            pools: std::array::from_fn(|c| ArrayQueue::new(limit / ((SMALL_CHUNK << c) * SLOT_BYTES) + 1)),
             arrays: AtomicUsize::new(0),
-            big_chunk: (limit / 256 / SLOT_BYTES).clamp(SMALL_CHUNK, MAX_CHUNK),
+            big_chunk,
         }
     }
 
-    /// Slots in a thread's chunks after its first.
+    /// The size of a busy thread's next chunk when `threads` threads are
+    /// writing: the largest for this limit, smaller when many threads each hold
+    /// a chunk, so that all of them together hold at most an eighth of the limit
+    /// and the collector's lag, not the number of threads, is what fills it.
     #[inline]
-    pub(crate) fn big_chunk(&self) -> usize {
-        self.big_chunk
+    pub(crate) fn chunk_for(&self, threads: usize) -> usize {
+        let fair = self.limit / 8 / threads.max(1) / SLOT_BYTES;
+        prev_power_of_two(fair.clamp(SMALL_CHUNK, self.big_chunk))
     }
 
-    /// A slot array of `cap` slots ([`SMALL_CHUNK`] or [`Budget::big_chunk`]),
-    /// pooled or new. Called once per chunk.
+    /// A slot array of `cap` slots (a power of two from [`SMALL_CHUNK`] to
+    /// [`MAX_CHUNK`]), pooled or new. Called once per chunk.
     pub(crate) fn take_slots(&self, cap: usize) -> Slots {
-        let class = usize::from(cap != SMALL_CHUNK);
-        if let Some(slots) = self.pools[class].lock().ok().and_then(|mut p| p.pop()) {
+        let class = class_of(cap);
+        if let Some(slots) = self.pools[class].pop() {
             return slots;
         }
         let bytes = cap * SLOT_BYTES;
         let before = self.arrays.fetch_add(bytes, Ordering::Relaxed);
         if before + bytes > self.limit {
-            // Make room by freeing idle arrays of the other size.
-            if let Ok(mut other) = self.pools[1 - class].lock() {
+            // Make room by freeing idle arrays of other sizes.
+            for other in (0..SIZE_CLASSES).filter(|&c| c != class) {
                 while self.arrays.load(Ordering::Relaxed) > self.limit {
-                    let Some(idle) = other.pop() else { break };
+                    let Some(idle) = self.pools[other].pop() else { break };
                     self.arrays.fetch_sub(idle.len() * SLOT_BYTES, Ordering::Relaxed);
                 }
             }
@@ -94,12 +115,10 @@ impl Budget {
 
     /// Returns a slot array for reuse.
     pub(crate) fn give_slots(&self, slots: Slots) {
-        let class = usize::from(slots.len() != SMALL_CHUNK);
-        match self.pools[class].lock() {
-            Ok(mut p) => p.push(slots),
-            Err(_) => {
-                self.arrays.fetch_sub(slots.len() * SLOT_BYTES, Ordering::Relaxed);
-            }
+        let class = class_of(slots.len());
+        if let Err(slots) = self.pools[class].push(slots) {
+            // Full (only if arrays briefly exceeded the limit): free it.
+            self.arrays.fetch_sub(slots.len() * SLOT_BYTES, Ordering::Relaxed);
         }
     }
 

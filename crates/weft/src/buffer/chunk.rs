@@ -21,11 +21,11 @@ use crate::record::SpanRecord;
 pub(crate) const SLOT_BYTES: usize = std::mem::size_of::<SpanRecord>();
 /// Slots in a thread's first chunk: a thread that ends a few spans holds 6 KB.
 pub(crate) const SMALL_CHUNK: usize = 16;
-/// The most slots in a later chunk. Handling a chunk (budget charge, pool lock,
+/// The most slots in a later chunk. Handling a chunk (budget charge, pool pop,
 /// allocation of its header, a wake-up check) costs about a microsecond; at 64
 /// slots that was measured as 20 % slower spans on 4 threads and a 3.5 µs p99
-/// (256: 441 ns). Smaller budgets get smaller chunks (see `Budget::new`) so the
-/// room above the adaptive stage's zero mark still holds dozens of chunks.
+/// (256: 441 ns). Smaller budgets and many threads get smaller chunks (see
+/// `Budget::chunk_for`).
 pub(crate) const MAX_CHUNK: usize = 256;
 
 /// A chunk's slot array.
@@ -178,7 +178,7 @@ impl Drop for Chunk {
             unsafe { slot.get_mut().assume_init_drop() };
         }
         self.budget.release(*self.charged.get_mut());
-        if self.slots.len() == SMALL_CHUNK || self.slots.len() == self.budget.big_chunk() {
+        if self.slots.len().is_power_of_two() && (SMALL_CHUNK..=MAX_CHUNK).contains(&self.slots.len()) {
             let slots = std::mem::take(&mut self.slots);
             self.budget.give_slots(slots);
         }

@@ -143,7 +143,11 @@ impl ThreadWriter {
     /// Moves on to a new chunk. Cold: once per up to 256 spans.
     #[cold]
     fn grow(&mut self) -> bool {
-        let cap = if self.chunk.is_none() { SMALL_CHUNK } else { self.tracer.budget.big_chunk() };
+        let cap = if self.chunk.is_none() {
+            SMALL_CHUNK
+        } else {
+            self.tracer.budget.chunk_for(self.tracer.writing_threads.load(Ordering::Relaxed))
+        };
         let charged = self.tracer.budget.try_charge(Chunk::bytes_for(cap));
         self.pressure = self.tracer.budget.used() > self.tracer.adaptive_high_bytes;
         if !charged {
