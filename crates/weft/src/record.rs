@@ -141,6 +141,37 @@ pub struct SpanRecord {
 }
 
 impl SpanRecord {
+    /// A record for a span just started: no attributes, events or status yet,
+    /// times filled in when it ends.
+    #[inline(always)]
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn started(
+        trace_id: TraceId,
+        span_id: SpanId,
+        parent_span_id: SpanId,
+        flags: TraceFlags,
+        parent_is_remote: bool,
+        trace_state: TraceState,
+        name: Str,
+    ) -> SpanRecord {
+        SpanRecord {
+            trace_id,
+            span_id,
+            parent_span_id,
+            flags,
+            parent_is_remote,
+            kind: SpanKind::Internal,
+            trace_state,
+            name,
+            start_unix_nanos: 0,
+            end_unix_nanos: 0,
+            attributes: Attributes::new(),
+            dropped_attributes_count: 0,
+            status: Status::Unset,
+            extras: None,
+        }
+    }
+
     /// Bytes of this record in use, from its start: everything but the unused
     /// inline attribute slots at its end.
     #[inline(always)]

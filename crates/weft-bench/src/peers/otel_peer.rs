@@ -63,6 +63,11 @@ pub fn run(cfg: &RunConfig, threads: usize, sink: &'static Sink) -> Outcome {
         cx.span().end();
         l
     });
+    finish(provider, driven)
+}
+
+/// Flushes and shuts the provider down, timing it.
+pub fn finish(provider: SdkTracerProvider, driven: crate::driver::Driven) -> Outcome {
     let t = Instant::now();
     let _ = provider.force_flush();
     let _ = provider.shutdown_with_timeout(Duration::from_secs(120));

@@ -1,7 +1,7 @@
 //! `tracing` spans bridged to opentelemetry_sdk by tracing-opentelemetry 0.34:
 //! what most instrumented Rust services run.
 
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use opentelemetry::trace::TracerProvider as _;
 use tracing_subscriber::layer::SubscriberExt;
@@ -30,13 +30,5 @@ pub fn run(cfg: &RunConfig, threads: usize, sink: &'static Sink) -> Outcome {
         }
         t.map_or(0, |t| t.elapsed().as_nanos() as u32)
     });
-    let t = Instant::now();
-    let _ = provider.force_flush();
-    let _ = provider.shutdown_with_timeout(Duration::from_secs(120));
-    Outcome {
-        driven,
-        flush: t.elapsed(),
-        counted: None,
-        detail: serde_json::json!({"note": "drops only logged at shutdown"}),
-    }
+    super::otel_peer::finish(provider, driven)
 }

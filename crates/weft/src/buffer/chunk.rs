@@ -44,6 +44,8 @@ pub(crate) struct Chunk {
     /// Whether any record owns heap data. Set by the owner before publishing such
     /// a record; when false, dropping the chunk skips visiting its records.
     needs_drop: AtomicBool,
+    /// Built from orphan records, not from a pooled array.
+    orphan: bool,
     slots: Slots,
 }
 
@@ -59,9 +61,10 @@ impl Chunk {
         cap * SLOT_BYTES + std::mem::size_of::<Chunk>()
     }
 
-    /// Allocates a chunk whose bytes ([`Chunk::bytes_for`]) the caller has charged.
-    pub(crate) fn new(cap: usize, budget: &'static Budget) -> Arc<Chunk> {
-        let slots = budget.take_slots(cap);
+    /// A chunk over a slot array from the pool, whose bytes
+    /// ([`Chunk::bytes_for`] its length) the caller has charged.
+    pub(crate) fn with_slots(slots: Slots, budget: &'static Budget) -> Arc<Chunk> {
+        let cap = slots.len();
         Arc::new(Chunk {
             len: AtomicUsize::new(0),
             sealed: AtomicBool::new(false),
@@ -69,6 +72,7 @@ impl Chunk {
             charged: AtomicUsize::new(Self::bytes_for(cap)),
             budget,
             needs_drop: AtomicBool::new(false),
+            orphan: false,
             slots,
         })
     }
@@ -85,6 +89,7 @@ impl Chunk {
             charged: AtomicUsize::new(charged),
             budget,
             needs_drop: AtomicBool::new(true),
+            orphan: true,
             slots,
         })
     }
@@ -178,7 +183,9 @@ impl Drop for Chunk {
             unsafe { slot.get_mut().assume_init_drop() };
         }
         self.budget.release(*self.charged.get_mut());
-        if self.slots.len().is_power_of_two() && (SMALL_CHUNK..=MAX_CHUNK).contains(&self.slots.len()) {
+        // Arrays of thread chains return to the pool; those built from orphan
+        // records (any length) were never counted there.
+        if self.slots.len().is_power_of_two() && (SMALL_CHUNK..=MAX_CHUNK).contains(&self.slots.len()) && !self.orphan {
             let slots = std::mem::take(&mut self.slots);
             self.budget.give_slots(slots);
         }

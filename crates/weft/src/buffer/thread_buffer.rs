@@ -143,18 +143,27 @@ impl ThreadWriter {
     /// Moves on to a new chunk. Cold: once per up to 256 spans.
     #[cold]
     fn grow(&mut self) -> bool {
-        let cap = if self.chunk.is_none() {
+        let budget = &self.tracer.budget;
+        let want = if self.chunk.is_none() {
             SMALL_CHUNK
         } else {
-            self.tracer.budget.chunk_for(self.tracer.writing_threads.load(Ordering::Relaxed))
+            budget.chunk_for(self.tracer.writing_threads.load(Ordering::Relaxed))
         };
-        let charged = self.tracer.budget.try_charge(Chunk::bytes_for(cap));
-        self.pressure = self.tracer.budget.used() > self.tracer.adaptive_high_bytes;
-        if !charged {
-            return false;
-        }
+        // The array may be of another size than wanted when memory is short; the
+        // chunk takes whatever size it got, and is charged for that.
+        let slots = budget.take_slots(want);
+        let charged = slots.as_ref().is_some_and(|s| budget.try_charge(Chunk::bytes_for(s.len())));
+        self.pressure = budget.used() > self.tracer.adaptive_high_bytes;
+        let slots = match slots {
+            Some(s) if charged => s,
+            Some(s) => {
+                budget.give_slots(s);
+                return false;
+            }
+            None => return false,
+        };
         self.settle_heap();
-        let new = Chunk::new(cap, &self.tracer.budget);
+        let new = Chunk::with_slots(slots, &self.tracer.budget);
         match self.chunk.replace(new.clone()) {
             Some(old) => old.seal_with_next(new),
             None => {
@@ -247,7 +256,7 @@ mod tests {
         let budget: &'static Budget = Box::leak(Box::new(Budget::new(1 << 30)));
         let new = || {
             assert!(budget.try_charge(Chunk::bytes_for(SMALL_CHUNK)));
-            Chunk::new(SMALL_CHUNK, budget)
+            Chunk::with_slots(budget.take_slots(SMALL_CHUNK).unwrap(), budget)
         };
         let a = new();
         let mut cur_chunk = a.clone();
@@ -294,7 +303,7 @@ mod tests {
         let budget: &'static Budget = Box::leak(Box::new(Budget::new(1 << 30)));
         let first = {
             assert!(budget.try_charge(Chunk::bytes_for(SMALL_CHUNK)));
-            Chunk::new(SMALL_CHUNK, budget)
+            Chunk::with_slots(budget.take_slots(SMALL_CHUNK).unwrap(), budget)
         };
         let buffer = Arc::new(ThreadBuffer {
             counters: Default::default(),
@@ -309,7 +318,7 @@ mod tests {
             for i in 0..n {
                 if len == chunk.capacity() {
                     assert!(budget.try_charge(Chunk::bytes_for(SMALL_CHUNK)));
-                    let next = Chunk::new(SMALL_CHUNK, budget);
+                    let next = Chunk::with_slots(budget.take_slots(SMALL_CHUNK).unwrap(), budget);
                     chunk.seal_with_next(next.clone());
                     chunk = next;
                     len = 0;

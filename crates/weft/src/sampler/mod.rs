@@ -129,35 +129,27 @@ pub trait Sampler: Send + Sync + fmt::Debug + 'static {
     }
 }
 
-impl<S: Sampler + ?Sized> Sampler for Arc<S> {
-    fn should_sample(&self, params: &SamplingParams<'_>) -> SamplingDecision {
-        (**self).should_sample(params)
-    }
-    fn follows_local_parent(&self) -> bool {
-        (**self).follows_local_parent()
-    }
-    fn always_samples_roots(&self) -> bool {
-        (**self).always_samples_roots()
-    }
-    fn never_samples_roots(&self) -> bool {
-        (**self).never_samples_roots()
-    }
+/// Smart pointers to samplers are samplers.
+macro_rules! delegate_sampler {
+    ($($ptr:ident),*) => {$(
+        impl<S: Sampler + ?Sized> Sampler for $ptr<S> {
+            fn should_sample(&self, params: &SamplingParams<'_>) -> SamplingDecision {
+                (**self).should_sample(params)
+            }
+            fn follows_local_parent(&self) -> bool {
+                (**self).follows_local_parent()
+            }
+            fn always_samples_roots(&self) -> bool {
+                (**self).always_samples_roots()
+            }
+            fn never_samples_roots(&self) -> bool {
+                (**self).never_samples_roots()
+            }
+        }
+    )*};
 }
 
-impl<S: Sampler + ?Sized> Sampler for Box<S> {
-    fn should_sample(&self, params: &SamplingParams<'_>) -> SamplingDecision {
-        (**self).should_sample(params)
-    }
-    fn follows_local_parent(&self) -> bool {
-        (**self).follows_local_parent()
-    }
-    fn always_samples_roots(&self) -> bool {
-        (**self).always_samples_roots()
-    }
-    fn never_samples_roots(&self) -> bool {
-        (**self).never_samples_roots()
-    }
-}
+delegate_sampler!(Arc, Box);
 
 /// Samples every trace.
 #[derive(Copy, Clone, Debug, Default)]
