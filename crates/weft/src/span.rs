@@ -38,6 +38,8 @@ use crate::value::{Key, KeyValue, Str, Value};
 #[must_use = "a span ends when dropped; bind it to a variable (`let _span = …`) to time a scope"]
 pub struct Span {
     inner: Inner,
+    /// Set once the span has ended; its record (if any) then belongs to a chunk.
+    done: bool,
 }
 
 // The recording variant is large on purpose: the record lives inline so that a
@@ -57,7 +59,9 @@ struct Recording {
     /// attributes, events, links): only then is the record's heap measured and
     /// its destructor run. Static names and scalar attributes keep it false.
     owns_heap: bool,
-    rec: SpanRecord,
+    /// Moved into a chunk (or dropped, or orphaned) exactly once, when the span
+    /// ends; never dropped by the span itself.
+    rec: std::mem::ManuallyDrop<SpanRecord>,
 }
 
 struct NonRecording {
@@ -92,7 +96,7 @@ struct Options {
 impl Span {
     /// A span that records nothing and belongs to no trace.
     pub const fn noop() -> Span {
-        Span { inner: Inner::Noop }
+        Span { done: false, inner: Inner::Noop }
     }
 
     /// A child of this thread's current local parent, or the root of a new trace
@@ -276,7 +280,7 @@ impl Span {
 
     #[inline]
     fn finish(&mut self, end: Option<u64>) {
-        if !matches!(self.inner, Inner::Noop) {
+        if !self.done {
             self.finish_in(local::get(), end);
         }
     }
@@ -284,6 +288,30 @@ impl Span {
     /// Ends the span with this thread's state (`None` during thread teardown).
     #[inline(always)]
     fn finish_in(&mut self, local: Option<&LocalState>, end: Option<u64>) {
+        if std::mem::replace(&mut self.done, true) {
+            return;
+        }
+        match &mut self.inner {
+            Inner::Recording(_) => self.finish_recording(local, end),
+            Inner::NonRecording(n) => {
+                let tracer = n.tracer;
+                // One counter for an unsampled span's end: it counts as ended
+                // and as sampled out (`stats()` adds it to both).
+                if let Some(l) = local {
+                    l.writer(tracer).counters().sampled_out_spans.add(1);
+                } else {
+                    tracer.orphan_counters.sampled_out.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                }
+            }
+            Inner::Noop => {}
+        }
+    }
+
+    /// Ends a recording span: timestamps, then the record into the thread's
+    /// chunk. Kept out of line so that ending an unsampled span — inlined at
+    /// every call site — does not pay this function's 400-byte stack frame.
+    #[inline(never)]
+    fn finish_recording(&mut self, local: Option<&LocalState>, end: Option<u64>) {
         match &mut self.inner {
             Inner::Recording(r) => {
                 let tracer = r.tracer;
@@ -305,42 +333,30 @@ impl Span {
                             Some(slot) => {
                                 // SAFETY: the record is copied into the reserved slot
                                 // exactly once — one memcpy straight into the chunk —
-                                // and `inner` is overwritten with `Noop` without
-                                // dropping it, so ownership moves to the chunk.
+                                // and, being `ManuallyDrop` and `done` now set, never
+                                // dropped or used by the span again: ownership moves.
                                 unsafe {
                                     ptr::copy_nonoverlapping(
-                                        &r.rec as *const SpanRecord as *const u8,
+                                        &*r.rec as *const SpanRecord as *const u8,
                                         slot as *mut u8,
                                         r.rec.used_bytes(),
                                     );
-                                    ptr::write(&mut self.inner, Inner::Noop);
                                 }
                                 w.commit(heap, needs_drop);
                             }
                             // No room: the drop was counted; free the record here.
-                            None => self.inner = Inner::Noop,
+                            // SAFETY: dropped once; `done` is set.
+                            None => unsafe { std::mem::ManuallyDrop::drop(&mut r.rec) },
                         }
                     }
                     None => {
-                        // SAFETY: moved out once; `inner` overwritten without drop.
-                        let rec = unsafe { ptr::read(&r.rec) };
-                        unsafe { ptr::write(&mut self.inner, Inner::Noop) };
+                        // SAFETY: taken once; `done` is set.
+                        let rec = unsafe { std::mem::ManuallyDrop::take(&mut r.rec) };
                         tracer.push_orphan(rec);
                     }
                 }
             }
-            Inner::NonRecording(n) => {
-                let tracer = n.tracer;
-                self.inner = Inner::Noop;
-                // One counter for an unsampled span's end: it counts as ended
-                // and as sampled out (`stats()` adds it to both).
-                if let Some(l) = local {
-                    l.writer(tracer).counters().sampled_out_spans.add(1);
-                } else {
-                    tracer.orphan_counters.sampled_out.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                }
-            }
-            Inner::Noop => {}
+            Inner::NonRecording(_) | Inner::Noop => {}
         }
     }
 }
@@ -580,6 +596,7 @@ impl Start {
     fn into_span(self, name: Str) -> Span {
         if !self.flags.is_sampled() {
             return Span {
+                done: false,
                 inner: Inner::NonRecording(NonRecording {
                     tracer: self.tracer,
                     trace_id: self.trace_id,
@@ -591,11 +608,12 @@ impl Start {
             };
         }
         Span {
+            done: false,
             inner: Inner::Recording(Recording {
                 tracer: self.tracer,
                 explicit_start: false,
                 owns_heap: matches!(name, Str::Owned(_)),
-                rec: SpanRecord::started(
+                rec: std::mem::ManuallyDrop::new(SpanRecord::started(
                     self.trace_id,
                     self.span_id,
                     self.parent_span_id,
@@ -603,7 +621,7 @@ impl Start {
                     false,
                     self.trace_state,
                     name,
-                ),
+                )),
                 start: self.tracer.clock.ticks(),
             }),
         }
@@ -731,6 +749,7 @@ fn start_sampled(l: &LocalState, parent: Parent, name: Str, opts: Options) -> Sp
                 w.counters().sampled_out_traces[reason as usize].add(1);
             }
             Span {
+                done: false,
                 inner: Inner::NonRecording(NonRecording {
                     tracer,
                     trace_id,
@@ -747,7 +766,7 @@ fn start_sampled(l: &LocalState, parent: Parent, name: Str, opts: Options) -> Sp
                 start: tracer.clock.ticks(),
                 explicit_start: false,
                 owns_heap: matches!(name, Str::Owned(_)),
-                rec: SpanRecord::started(
+                rec: std::mem::ManuallyDrop::new(SpanRecord::started(
                     trace_id,
                     span_id,
                     parent_ctx.as_ref().map_or(SpanId::INVALID, |c| c.span_id()),
@@ -755,10 +774,10 @@ fn start_sampled(l: &LocalState, parent: Parent, name: Str, opts: Options) -> Sp
                     parent_ctx.as_ref().is_some_and(|c| c.is_remote()),
                     base_state.with_threshold(th.filter(|t| *t != Threshold::NEVER)),
                     name,
-                ),
+                )),
             };
             r.apply(opts);
-            Span { inner: Inner::Recording(r) }
+            Span { done: false, inner: Inner::Recording(r) }
         }
     }
 }
