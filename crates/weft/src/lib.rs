@@ -64,6 +64,7 @@ mod buffer;
 mod clock;
 mod collector;
 mod context;
+pub mod env;
 mod error;
 mod export;
 mod future;
@@ -82,6 +83,7 @@ mod value;
 
 pub use attributes::INLINE_ATTRIBUTES;
 pub use context::{SpanContext, TraceState};
+pub use env::EnvConfig;
 pub use error::{InitError, ParseError};
 pub use export::{ConsoleExporter, ExportError, ExportResult, InMemoryExporter, SpanBatch, SpanExporter};
 pub use future::{FutureExt, InSpan};

@@ -22,6 +22,13 @@ impl Resource {
         r.set("telemetry.sdk.name", "weft");
         r.set("telemetry.sdk.language", "rust");
         r.set("telemetry.sdk.version", env!("CARGO_PKG_VERSION"));
+        r.set("process.pid", i64::from(std::process::id()));
+        if !exe.is_empty() {
+            r.set("process.executable.name", exe);
+        }
+        if let Some(host) = host_name() {
+            r.set("host.name", host);
+        }
         r
     }
 
@@ -56,4 +63,13 @@ impl Resource {
             _ => None,
         }
     }
+}
+
+/// This machine's host name, if the OS says.
+fn host_name() -> Option<String> {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .ok()
+        .or_else(|| std::env::var("HOSTNAME").ok())
+        .map(|h| h.trim().to_string())
+        .filter(|h| !h.is_empty())
 }

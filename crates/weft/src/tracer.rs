@@ -129,6 +129,43 @@ impl TracerBuilder {
         self.resource.set(key, value);
         self
     }
+    /// Applies the standard `OTEL_*` variables of this process (see [`crate::env`]):
+    /// service name and resource, sampler, span limits, batching, memory bound,
+    /// `OTEL_SDK_DISABLED`. Invalid values are reported on stderr, naming the
+    /// variable, and the default is kept.
+    pub fn with_env(self) -> Self {
+        self.with_env_config(crate::env::EnvConfig::from_env())
+    }
+
+    /// Applies an already parsed [`crate::env::EnvConfig`]; its warnings go to stderr.
+    pub fn with_env_config(mut self, env: crate::env::EnvConfig) -> Self {
+        for w in &env.warnings {
+            eprintln!("weft: {w}");
+        }
+        for kv in env.resource {
+            self.resource.set(kv.key, kv.value);
+        }
+        if let Some(name) = env.service_name {
+            self.resource.set("service.name", name);
+        }
+        if env.disabled {
+            self.sampler = Box::new(crate::sampler::AlwaysOff);
+        } else if let Some(s) = env.sampler {
+            self.sampler = s;
+        }
+        self.limits = env.span_limits;
+        if let Some(d) = env.schedule_delay {
+            self.schedule_delay = d;
+        }
+        if let Some(n) = env.max_export_batch_size {
+            self.max_batch_spans = n;
+        }
+        if let Some(n) = env.memory_limit_bytes {
+            self.memory_limit = n;
+        }
+        self
+    }
+
     /// Whether shutdown writes the final accounting to stderr (default true).
     pub fn log_at_shutdown(mut self, on: bool) -> Self {
         self.log_at_shutdown = on;

@@ -272,3 +272,25 @@ fn invalid_configuration_is_refused_with_a_reason() {
     // Nothing was installed by the refused attempts.
     assert!(weft::stats().is_none());
 }
+
+#[test]
+fn otel_environment_variables_configure_the_tracer() {
+    let vars: std::collections::HashMap<&str, &str> = [
+        ("OTEL_SERVICE_NAME", "from-env"),
+        ("OTEL_RESOURCE_ATTRIBUTES", "deployment.environment=staging"),
+        ("OTEL_TRACES_SAMPLER", "always_off"),
+        ("OTEL_SPAN_ATTRIBUTE_COUNT_LIMIT", "1"),
+    ]
+    .into_iter()
+    .collect();
+    let env = weft::EnvConfig::from_lookup(|k| vars.get(k).map(|v| v.to_string()));
+    let mem = InMemoryExporter::new();
+    let tracer = weft::builder().with_env_config(env).exporter(mem.clone()).log_at_shutdown(false).install().unwrap();
+    assert_eq!(tracer.resource().service_name(), Some("from-env"));
+    assert_eq!(tracer.resource().get("deployment.environment"), Some(&Value::from("staging")));
+    assert!(tracer.resource().get("process.pid").is_some());
+    assert!(!Span::root("sampled off by the environment").is_recording());
+    let stats = tracer.shutdown(Duration::from_secs(5)).unwrap();
+    assert_eq!(stats.sampled_out_traces.always_off, 1);
+    assert!(mem.is_empty());
+}
