@@ -70,6 +70,7 @@ mod export;
 mod future;
 mod ids;
 mod local;
+pub mod otlp_encode;
 pub mod propagation;
 mod record;
 mod resource;
