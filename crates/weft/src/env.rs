@@ -18,6 +18,7 @@
 
 use std::time::Duration;
 
+use crate::propagation::percent_decode;
 use crate::sampler::{AlwaysOff, AlwaysOn, ParentBased, RateLimiting, Sampler, TraceIdRatio};
 use crate::tracer::SpanLimits;
 use crate::value::KeyValue;
@@ -332,25 +333,6 @@ fn parse_otlp(var: &impl Fn(&str) -> Option<String>, w: &mut Vec<String>) -> Otl
         }
     };
     OtlpEnv { traces_endpoint, protocol, headers, timeout, gzip }
-}
-
-/// Decodes `%XX` escapes; `None` on a malformed escape or invalid UTF-8.
-fn percent_decode(s: &str) -> Option<String> {
-    let b = s.as_bytes();
-    let mut out = Vec::with_capacity(b.len());
-    let mut i = 0;
-    while i < b.len() {
-        if b[i] == b'%' {
-            let hi = crate::ids::hex_val(*b.get(i + 1)?)?;
-            let lo = crate::ids::hex_val(*b.get(i + 2)?)?;
-            out.push(hi << 4 | lo);
-            i += 3;
-        } else {
-            out.push(b[i]);
-            i += 1;
-        }
-    }
-    String::from_utf8(out).ok()
 }
 
 /// Parses a byte count with an optional `k`/`M`/`G` (binary) suffix.
