@@ -68,6 +68,7 @@ pub mod env;
 mod error;
 mod export;
 mod future;
+pub mod http_layer;
 mod ids;
 mod local;
 pub mod otlp_encode;
