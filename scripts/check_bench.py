@@ -7,15 +7,15 @@ import sys
 
 rows = [json.loads(line) for line in sys.stdin if line.strip()]
 peers = {r["peer"] for r in rows}
-expected = {"weft", "opentelemetry_sdk", "fastrace", "tracing-opentelemetry"}
+expected = {"weft", "opentelemetry_sdk", "fastrace", "tracing-opentelemetry", "tracing-weft"}
 failures = []
 if peers != expected:
     failures.append(f"peers that reported: {sorted(peers)}, expected {sorted(expected)}")
 bad_rows = set()
 for i, r in enumerate(rows):
-    if r["peer"] != "weft":
+    if r["peer"] not in ("weft", "tracing-weft"):
         continue
-    where = f'weft {r["workload"]} x{r["threads"]}'
+    where = f'{r["peer"]} {r["workload"]} x{r["threads"]}'
     if r["silent_lost"] != 0:
         failures.append(f"{where}: {r['silent_lost']} spans lost silently")
     if not r["detail"].get("balanced"):

@@ -47,6 +47,10 @@ pub enum Peer {
     #[value(name = "tracing-opentelemetry")]
     #[serde(rename = "tracing-opentelemetry")]
     TracingOtel,
+    /// tracing + weft's bridge (`weft_tracing::WeftLayer`).
+    #[value(name = "tracing-weft")]
+    #[serde(rename = "tracing-weft")]
+    TracingWeft,
 }
 
 /// Parameters of one run of one peer.

@@ -5,6 +5,7 @@
 mod fastrace_peer;
 mod otel_peer;
 mod tracing_otel_peer;
+mod tracing_weft_peer;
 mod weft_peer;
 
 use std::collections::HashMap;
@@ -81,6 +82,7 @@ pub fn run(peer: Peer, cfg: &RunConfig, threads: usize) -> Row {
         Peer::Otel => otel_peer::run(cfg, threads, sink),
         Peer::Fastrace => fastrace_peer::run(cfg, threads, sink),
         Peer::TracingOtel => tracing_otel_peer::run(cfg, threads, sink),
+        Peer::TracingWeft => tracing_weft_peer::run(cfg, threads, sink),
     };
     let rss_delta_kb = peak_rss_kb().saturating_sub(rss0);
     let spans = o.driven.requests * SPANS_PER_REQUEST;

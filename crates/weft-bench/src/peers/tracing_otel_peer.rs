@@ -18,17 +18,20 @@ pub fn run(cfg: &RunConfig, threads: usize, sink: &'static Sink) -> Outcome {
     if let Err(e) = tracing::subscriber::set_global_default(subscriber) {
         panic!("installing the tracing subscriber: {e}");
     }
-    let driven = drive(cfg, threads, |measure| {
-        let root = tracing::info_span!("request");
-        let _r = root.enter();
-        let child = tracing::info_span!("child");
-        let _c = child.enter();
-        let t = measure.then(Instant::now);
-        {
-            let leaf = tracing::info_span!("leaf", http.status_code = 200i64, component = "bench");
-            let _l = leaf.enter();
-        }
-        t.map_or(0, |t| t.elapsed().as_nanos() as u32)
-    });
+    let driven = drive(cfg, threads, request);
     super::otel_peer::finish(provider, driven)
+}
+
+/// The nested request in `tracing`'s idiom (shared with the weft bridge peer).
+pub fn request(measure: bool) -> u32 {
+    let root = tracing::info_span!("request");
+    let _r = root.enter();
+    let child = tracing::info_span!("child");
+    let _c = child.enter();
+    let t = measure.then(Instant::now);
+    {
+        let leaf = tracing::info_span!("leaf", http.status_code = 200i64, component = "bench");
+        let _l = leaf.enter();
+    }
+    t.map_or(0, |t| t.elapsed().as_nanos() as u32)
 }

@@ -9,7 +9,7 @@ use super::{Outcome, Sink};
 use crate::driver::drive;
 use crate::{RunConfig, Workload};
 
-struct Counting(&'static Sink);
+pub(super) struct Counting(pub(super) &'static Sink);
 
 impl SpanExporter for Counting {
     fn export(&mut self, batch: SpanBatch) -> ExportResult {
@@ -33,16 +33,26 @@ fn request(measure: bool) -> u32 {
 }
 
 pub fn run(cfg: &RunConfig, threads: usize, sink: &'static Sink) -> Outcome {
+    let tracer = install(cfg, sink);
+    let driven = drive(cfg, threads, request);
+    finish(tracer, driven)
+}
+
+/// Installs weft with a counting exporter (shared with the `tracing` bridge peer).
+pub(super) fn install(cfg: &RunConfig, sink: &'static Sink) -> weft::Tracer {
     let mut b =
         weft::builder().exporter(Counting(sink)).memory_limit_bytes(cfg.memory_limit_mb << 20).log_at_shutdown(false);
     if cfg.workload == Workload::Unsampled {
         b = b.sampler(weft::sampler::AlwaysOff);
     }
-    let tracer = match b.install() {
+    match b.install() {
         Ok(t) => t,
         Err(e) => panic!("installing weft: {e}"),
-    };
-    let driven = drive(cfg, threads, request);
+    }
+}
+
+/// Shuts weft down and reports its accounting.
+pub(super) fn finish(tracer: weft::Tracer, driven: crate::driver::Driven) -> Outcome {
     let t = Instant::now();
     let stats = tracer.shutdown(Duration::from_secs(120)).unwrap_or_else(|_| tracer.stats());
     let flush = t.elapsed();
