@@ -98,7 +98,7 @@ enum Cmd {
             long,
             value_enum,
             value_delimiter = ',',
-            default_value = "weft,opentelemetry_sdk,fastrace,tracing-opentelemetry"
+            default_value = "weft,opentelemetry_sdk,fastrace,tracing-opentelemetry,tracing-weft"
         )]
         peers: Vec<Peer>,
         /// Print JSON lines (otherwise a table).
