@@ -1,10 +1,12 @@
 //! The background collector: one thread per tracer that gathers finished spans
 //! from every thread's chunk chain, cuts them into batches and calls the exporter.
 //!
-//! It polls every 1 ms while spans flow and backs off to 50 ms when idle; a thread
-//! that opens a new chunk wakes it early, so a burst after an idle spell waits at
-//! most one chunk for attention. All export accounting happens here, on one
-//! thread, so the counters need no coordination.
+//! It naps 1 ms while little is buffered, takes the shortest nap the kernel
+//! gives (~90 µs) once more than 1/16 of the budget is in use, and backs off to
+//! 50 ms when idle; threads that open a new chunk wake it from longer sleeps, and
+//! yield to it when it has missed its heartbeat (see `buffer/thread_buffer.rs`).
+//! All export accounting happens here, on one thread, so the counters need no
+//! coordination.
 
 use std::collections::VecDeque;
 use std::panic::{catch_unwind, AssertUnwindSafe};
