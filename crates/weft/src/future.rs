@@ -26,6 +26,9 @@ impl<F: Future> Future for InSpan<F> {
         let guard = this.span.as_ref().map(Span::set_local_parent);
         let out = this.inner.poll(cx);
         drop(guard);
+        if let Some(span) = this.span.as_mut() {
+            span.absorb_pending_events();
+        }
         if out.is_ready() {
             // End the span as soon as the work is done, not when the wrapper drops.
             this.span.take();

@@ -71,6 +71,7 @@ mod future;
 pub mod http_layer;
 mod ids;
 mod local;
+pub mod log_bridge;
 pub mod otlp_encode;
 pub mod propagation;
 mod record;
@@ -93,7 +94,9 @@ pub use future::{FutureExt, InSpan};
 pub use ids::{SpanId, TraceFlags, TraceId};
 pub use record::{Attributes, Event, Link, SpanExtras, SpanKind, SpanRecord, Status};
 pub use resource::Resource;
-pub use span::{current_context, EnteredSpan, LocalParentGuard, Span, SpanBuilder};
+pub use span::{
+    add_event_to_current, current_context, current_is_recording, EnteredSpan, LocalParentGuard, Span, SpanBuilder,
+};
 pub use stats::{Dropped, SampledOutTraces, Stats};
 pub use tracer::{stats, FlushError, SpanLimits, Tracer, TracerBuilder, DEFAULT_MEMORY_LIMIT};
 pub use value::{Array, Key, KeyValue, Str, Value};

@@ -11,6 +11,7 @@ use std::cell::{Cell, UnsafeCell};
 use crate::buffer::thread_buffer::ThreadWriter;
 use crate::context::TraceState;
 use crate::ids::{SpanId, TraceFlags, TraceId};
+use crate::record::Event;
 use crate::tracer::TracerShared;
 
 /// The current local parent: what a new child span on this thread attaches to.
@@ -29,11 +30,24 @@ pub(crate) struct LocalState {
     current: UnsafeCell<Option<ParentCtx>>,
     rng: Cell<u64>,
     writer: UnsafeCell<Option<ThreadWriter>>,
+    /// Events added to the current span from outside it (`add_event_to_current`,
+    /// the `log` bridge), held until that span ends on this thread or its future
+    /// is next polled here.
+    pending: UnsafeCell<Vec<(SpanId, Event)>>,
 }
+
+/// Most events held for spans on one thread; more are refused (and the caller
+/// told), so a span that ends elsewhere cannot make the list grow without bound.
+const MAX_PENDING_EVENTS: usize = 1024;
 
 thread_local! {
     static LOCAL: LocalState = const {
-        LocalState { current: UnsafeCell::new(None), rng: Cell::new(0), writer: UnsafeCell::new(None) }
+        LocalState {
+            current: UnsafeCell::new(None),
+            rng: Cell::new(0),
+            writer: UnsafeCell::new(None),
+            pending: UnsafeCell::new(Vec::new()),
+        }
     };
 }
 
@@ -86,6 +100,40 @@ impl LocalState {
     pub(crate) fn replace_current(&self, new: Option<ParentCtx>) -> Option<ParentCtx> {
         // SAFETY: as above.
         unsafe { std::mem::replace(&mut *self.current.get(), new) }
+    }
+
+    /// Holds an event for span `span`; false if the per-thread limit is reached.
+    pub(crate) fn push_pending(&self, span: SpanId, event: Event) -> bool {
+        // SAFETY: no other reference into `pending` is live (see module doc).
+        let p = unsafe { &mut *self.pending.get() };
+        if p.len() >= MAX_PENDING_EVENTS {
+            return false;
+        }
+        p.push((span, event));
+        true
+    }
+
+    /// Whether any event is held (one load; checked when a span ends).
+    #[inline(always)]
+    pub(crate) fn has_pending(&self) -> bool {
+        // SAFETY: as above.
+        unsafe { !(*self.pending.get()).is_empty() }
+    }
+
+    /// Takes the events held for `span`, in order.
+    pub(crate) fn take_pending(&self, span: SpanId) -> Vec<Event> {
+        // SAFETY: as above.
+        let p = unsafe { &mut *self.pending.get() };
+        let mut mine = Vec::new();
+        p.retain_mut(|(s, e)| {
+            if *s == span {
+                mine.push(std::mem::replace(e, Event::empty()));
+                false
+            } else {
+                true
+            }
+        });
+        mine
     }
 
     /// The next pseudo-random number (wyrand): a few cycles, no shared state.

@@ -72,6 +72,13 @@ pub struct Event {
     pub dropped_attributes_count: u32,
 }
 
+impl Event {
+    /// An event with no name, time or attributes (a placeholder).
+    pub(crate) fn empty() -> Event {
+        Event { name: Str::Borrowed(""), time_unix_nanos: 0, attributes: Vec::new(), dropped_attributes_count: 0 }
+    }
+}
+
 /// A link from a span to another span (in this or another trace).
 #[derive(Clone, Debug, PartialEq)]
 pub struct Link {

@@ -256,6 +256,19 @@ impl Span {
         self.finish(Some(unix_nanos(time)));
     }
 
+    /// Moves events added for this span from outside it on this thread
+    /// ([`add_event_to_current`]) into it. Called by futures after each poll, as
+    /// their span may end on another thread.
+    pub(crate) fn absorb_pending_events(&mut self) {
+        if let Inner::Recording(r) = &mut self.inner {
+            if let Some(l) = local::get().filter(|l| l.has_pending()) {
+                for e in l.take_pending(r.rec.span_id) {
+                    r.add_event(e.name, e.time_unix_nanos, e.attributes);
+                }
+            }
+        }
+    }
+
     fn parent_ctx(&self) -> Option<ParentCtx> {
         match &self.inner {
             Inner::Recording(r) => Some(ParentCtx {
@@ -315,6 +328,11 @@ impl Span {
         match &mut self.inner {
             Inner::Recording(r) => {
                 let tracer = r.tracer;
+                if let Some(l) = local.filter(|l| l.has_pending()) {
+                    for e in l.take_pending(r.rec.span_id) {
+                        r.add_event(e.name, e.time_unix_nanos, e.attributes);
+                    }
+                }
                 let clock = &tracer.clock;
                 let (start, now) = clock.to_unix_pair(r.start, clock.ticks());
                 r.rec.end_unix_nanos = end.unwrap_or(now);
@@ -935,4 +953,25 @@ impl std::fmt::Debug for SpanBuilder {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("SpanBuilder").field("name", &self.name).field("kind", &self.opts.kind).finish_non_exhaustive()
     }
+}
+
+/// Adds an event to this thread's current local parent span, from code that has
+/// no handle on it (a logging bridge, a library). The event is held on this
+/// thread and joins the span when the span ends here, or after its future's
+/// next poll. Returns false if there is no recording current span, or if this
+/// thread already holds the most events it may (1024) for spans still open.
+pub fn add_event_to_current(name: impl Into<Str>, attributes: Vec<KeyValue>) -> bool {
+    let Some(l) = local::get() else { return false };
+    let Some((tracer, span_id)) = l.current_ref().filter(|p| p.flags.is_sampled()).map(|p| (p.tracer, p.span_id))
+    else {
+        return false;
+    };
+    let time_unix_nanos = tracer.clock.to_unix(tracer.clock.ticks());
+    l.push_pending(span_id, Event { name: name.into(), time_unix_nanos, attributes, dropped_attributes_count: 0 })
+}
+
+/// Whether this thread's current local parent records (so that work to build an
+/// event for it, like formatting a log line, is worth doing).
+pub fn current_is_recording() -> bool {
+    local::get().is_some_and(|l| l.current_ref().is_some_and(|p| p.flags.is_sampled()))
 }
