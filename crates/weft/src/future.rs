@@ -23,18 +23,27 @@ impl<F: Future> Future for InSpan<F> {
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<F::Output> {
         let this = self.project();
-        let guard = this.span.as_ref().map(Span::set_local_parent);
-        let out = this.inner.poll(cx);
-        drop(guard);
-        if let Some(span) = this.span.as_mut() {
-            span.absorb_pending_events();
-        }
+        let out = poll_in_span(this.span, || this.inner.poll(cx));
         if out.is_ready() {
             // End the span as soon as the work is done, not when the wrapper drops.
             this.span.take();
         }
         out
     }
+}
+
+/// Runs one poll with `span` as the local parent, then moves into the span any
+/// events added for it during the poll (`add_event_to_current`), since the span
+/// may end on another thread. Every future that carries a span polls through
+/// this, so none of them can forget a step.
+pub(crate) fn poll_in_span<R>(span: &mut Option<Span>, poll: impl FnOnce() -> R) -> R {
+    let guard = span.as_ref().map(Span::set_local_parent);
+    let out = poll();
+    drop(guard);
+    if let Some(span) = span.as_mut() {
+        span.absorb_pending_events();
+    }
+    out
 }
 
 /// Adds [`FutureExt::in_span`] to every future.

@@ -109,9 +109,7 @@ where
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let this = self.project();
-        let guard = this.span.as_ref().map(Span::set_local_parent);
-        let out = this.inner.poll(cx);
-        drop(guard);
+        let out = crate::future::poll_in_span(this.span, || this.inner.poll(cx));
         if let Poll::Ready(result) = &out {
             if let Some(mut span) = this.span.take() {
                 match result {
