@@ -24,11 +24,32 @@ const FLAG_HAS_IS_REMOTE: u32 = 0x100;
 const FLAG_IS_REMOTE: u32 = 0x200;
 
 /// Encodes one `ExportTraceServiceRequest` holding `spans` under `resource`.
-pub fn encode_export_request<'a>(resource: &Resource, spans: impl Iterator<Item = &'a SpanRecord> + Clone) -> Vec<u8> {
-    let rs_len = resource_spans_len(resource, spans.clone());
-    let mut buf = Vec::with_capacity(key_len(1) + encoded_len_varint(rs_len as u64) + rs_len);
+pub fn encode_export_request<'a>(resource: &Resource, spans: impl Iterator<Item = &'a SpanRecord>) -> Vec<u8> {
+    // Each span's trace state text and encoded size, computed once: both the
+    // enclosing messages' length prefixes and the span's own need them.
+    let spans: Vec<(&SpanRecord, String, usize)> = spans
+        .map(|s| {
+            let ts = trace_state_str(&s.trace_state);
+            let len = span_len(s, &ts);
+            (s, ts, len)
+        })
+        .collect();
+    let scope = str_len(1, SCOPE_NAME) + str_len(2, env!("CARGO_PKG_VERSION"));
+    let scope_spans = delimited_len(1, scope) + spans.iter().map(|(_, _, len)| delimited_len(2, *len)).sum::<usize>();
+    let res = attrs_len(1, resource.attributes());
+    let rs_len = delimited_len(1, res) + delimited_len(2, scope_spans);
+    let mut buf = Vec::with_capacity(delimited_len(1, rs_len));
     put_message(1, rs_len, &mut buf);
-    put_resource_spans(resource, spans, &mut buf);
+    put_message(1, res, &mut buf);
+    put_attrs(1, resource.attributes(), &mut buf);
+    put_message(2, scope_spans, &mut buf);
+    put_message(1, scope, &mut buf);
+    put_str(1, SCOPE_NAME, &mut buf);
+    put_str(2, env!("CARGO_PKG_VERSION"), &mut buf);
+    for (s, ts, len) in &spans {
+        put_message(2, *len, &mut buf);
+        put_span(s, ts, &mut buf);
+    }
     buf
 }
 
@@ -58,21 +79,10 @@ fn fixed64_len(tag: u32) -> usize {
     key_len(tag) + 8
 }
 
-fn resource_spans_len<'a>(resource: &Resource, spans: impl Iterator<Item = &'a SpanRecord>) -> usize {
-    let res = attrs_len(1, resource.attributes());
-    delimited_len(1, res) + delimited_len(2, scope_spans_len(spans))
-}
-
-fn scope_spans_len<'a>(spans: impl Iterator<Item = &'a SpanRecord>) -> usize {
-    let scope = str_len(1, SCOPE_NAME) + str_len(2, env!("CARGO_PKG_VERSION"));
-    delimited_len(1, scope) + spans.map(|s| delimited_len(2, span_len(s))).sum::<usize>()
-}
-
-fn span_len(s: &SpanRecord) -> usize {
-    let ts = trace_state_str(&s.trace_state);
+fn span_len(s: &SpanRecord, ts: &str) -> usize {
     delimited_len(1, 16)
         + delimited_len(2, 8)
-        + str_len(3, &ts)
+        + str_len(3, ts)
         + if s.parent_span_id.is_valid() { delimited_len(4, 8) } else { 0 }
         + str_len(5, &s.name)
         + varint_field_len(6, s.kind as u64)
@@ -187,24 +197,10 @@ fn put_fixed32(tag: u32, v: u32, buf: &mut Vec<u8>) {
     buf.extend_from_slice(&v.to_le_bytes());
 }
 
-fn put_resource_spans<'a>(resource: &Resource, spans: impl Iterator<Item = &'a SpanRecord> + Clone, buf: &mut Vec<u8>) {
-    put_message(1, attrs_len(1, resource.attributes()), buf);
-    put_attrs(1, resource.attributes(), buf);
-    put_message(2, scope_spans_len(spans.clone()), buf);
-    let scope = str_len(1, SCOPE_NAME) + str_len(2, env!("CARGO_PKG_VERSION"));
-    put_message(1, scope, buf);
-    put_str(1, SCOPE_NAME, buf);
-    put_str(2, env!("CARGO_PKG_VERSION"), buf);
-    for s in spans {
-        put_message(2, span_len(s), buf);
-        put_span(s, buf);
-    }
-}
-
-fn put_span(s: &SpanRecord, buf: &mut Vec<u8>) {
+fn put_span(s: &SpanRecord, ts: &str, buf: &mut Vec<u8>) {
     put_bytes(1, &s.trace_id.to_bytes(), buf);
     put_bytes(2, &s.span_id.to_bytes(), buf);
-    put_str(3, &trace_state_str(&s.trace_state), buf);
+    put_str(3, ts, buf);
     if s.parent_span_id.is_valid() {
         put_bytes(4, &s.parent_span_id.to_bytes(), buf);
     }
