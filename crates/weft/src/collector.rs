@@ -5,8 +5,8 @@
 //! gives (~90 µs) once more than 1/16 of the budget is in use, and backs off to
 //! 50 ms when idle; threads that open a new chunk wake it from longer sleeps, and
 //! yield to it when it has missed its heartbeat (see `buffer/thread_buffer.rs`).
-//! All export accounting happens here, on one thread, so the counters need no
-//! coordination.
+//! Each batch is handed over with a `Settlement` that counts its outcome, here
+//! for synchronous exporters or later on an exporter's own threads.
 
 use std::collections::VecDeque;
 use std::panic::{catch_unwind, AssertUnwindSafe};
@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 
 use crate::buffer::chunk::{Chunk, ChunkRange, SLOT_BYTES};
 use crate::buffer::thread_buffer::ThreadCursor;
-use crate::export::{ExportError, SpanBatch, SpanExporter};
+use crate::export::{Settlement, SpanBatch, SpanExporter};
 use crate::tracer::{TracerShared, NAP_IDLE, NAP_NONE, NAP_QUIET};
 
 /// The collector's naps. While little is buffered it naps 1 ms; a thread that
@@ -194,28 +194,15 @@ impl Collector {
     }
 
     fn export(&mut self, batch: SpanBatch) {
-        let n = batch.len() as u64;
-        let exporter = &mut self.exporter;
-        let result = catch_unwind(AssertUnwindSafe(|| exporter.export(batch)))
-            .unwrap_or_else(|_| Err(ExportError::Failed("exporter panicked".into())));
-        let out = &self.tracer.out;
         if self.tracer.final_stats.get().is_some() {
             return; // shutdown timed out and froze the books
         }
-        out.batches.fetch_add(1, Ordering::Relaxed);
-        match result {
-            Ok(()) => {
-                out.exported.fetch_add(n, Ordering::Relaxed);
-            }
-            Err(ExportError::PartiallyRejected { rejected, .. }) => {
-                let rejected = rejected.min(n);
-                out.export_rejected.fetch_add(rejected, Ordering::Relaxed);
-                out.exported.fetch_add(n - rejected, Ordering::Relaxed);
-            }
-            Err(_) => {
-                out.export_failed.fetch_add(n, Ordering::Relaxed);
-            }
-        }
+        let settlement = Settlement::new(self.tracer, batch.len() as u64);
+        self.tracer.out.batches.fetch_add(1, Ordering::Relaxed);
+        let exporter = &mut self.exporter;
+        // A panicking exporter drops the settlement while unwinding, which counts
+        // the batch as failed.
+        let _ = catch_unwind(AssertUnwindSafe(|| exporter.submit(batch, settlement)));
     }
 
     fn guarded(&mut self, f: impl FnOnce(&mut dyn SpanExporter) -> crate::export::ExportResult) {

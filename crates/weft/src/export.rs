@@ -1,13 +1,22 @@
 //! The exporter interface and the exporters that ship with the core: in-memory
 //! (for tests) and console.
 //!
-//! The collector calls [`SpanExporter::export`] from its own thread with a
+//! The collector calls [`SpanExporter::submit`] from its own thread with a
 //! [`SpanBatch`] that refers to the records where the producing threads wrote
 //! them: nothing is copied on the way. The batch's memory returns to the budget
 //! when the batch is dropped, so an exporter that keeps batches (to retry them)
 //! keeps them counted against the bound.
+//!
+//! Each batch comes with a [`Settlement`]: the batch's place in the tracer's
+//! books. Synchronous exporters implement only [`SpanExporter::export`] and the
+//! default `submit` settles with its result. Exporters that deliver in the
+//! background (the OTLP exporter keeps several requests in flight) take the
+//! settlement along and settle it when the backend answers; a settlement dropped
+//! unsettled counts its spans as failed, so an exporter bug cannot lose spans
+//! silently either.
 
 use std::io::Write;
+use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
 
 use crate::buffer::chunk::ChunkRange;
@@ -79,12 +88,97 @@ pub enum ExportError {
 /// The result of an export call.
 pub type ExportResult = Result<(), ExportError>;
 
+/// A batch's entry in the tracer's books, to be closed with the export's outcome.
+///
+/// Until it is settled the batch's spans count as `buffered`; [`Settlement::settle`]
+/// moves them to `exported`, `dropped.export_rejected` or `dropped.export_failed`.
+/// Dropping it unsettled counts them as failed.
+#[must_use = "an unsettled settlement counts its spans as failed"]
+pub struct Settlement {
+    tracer: Option<&'static crate::tracer::TracerShared>,
+    spans: u64,
+}
+
+impl Settlement {
+    pub(crate) fn new(tracer: &'static crate::tracer::TracerShared, spans: u64) -> Self {
+        Settlement { tracer: Some(tracer), spans }
+    }
+
+    /// A settlement that counts nowhere, for exercising an exporter outside a
+    /// tracer (unit tests, benchmarks).
+    pub fn detached(spans: u64) -> Self {
+        Settlement { tracer: None, spans }
+    }
+
+    /// How many spans it accounts for.
+    pub fn spans(&self) -> u64 {
+        self.spans
+    }
+
+    /// Splits off a settlement for the first `n` spans (at most all of them), for
+    /// an exporter that sends one batch as several requests.
+    pub fn split_off(&mut self, n: u64) -> Settlement {
+        let n = n.min(self.spans);
+        self.spans -= n;
+        Settlement { tracer: self.tracer, spans: n }
+    }
+
+    /// Records the outcome of exporting the spans.
+    pub fn settle(mut self, result: &ExportResult) {
+        self.record(result);
+    }
+
+    fn record(&mut self, result: &ExportResult) {
+        let n = std::mem::take(&mut self.spans);
+        let Some(tracer) = self.tracer else { return };
+        if n == 0 || tracer.final_stats.get().is_some() {
+            return; // nothing to count, or shutdown timed out and froze the books
+        }
+        let out = &tracer.out;
+        match result {
+            Ok(()) => {
+                out.exported.fetch_add(n, Ordering::Relaxed);
+            }
+            Err(ExportError::PartiallyRejected { rejected, .. }) => {
+                let rejected = (*rejected).min(n);
+                out.export_rejected.fetch_add(rejected, Ordering::Relaxed);
+                out.exported.fetch_add(n - rejected, Ordering::Relaxed);
+            }
+            Err(_) => {
+                out.export_failed.fetch_add(n, Ordering::Relaxed);
+            }
+        }
+    }
+}
+
+impl Drop for Settlement {
+    fn drop(&mut self) {
+        if self.spans > 0 {
+            self.record(&Err(ExportError::Failed("the exporter dropped the batch unsettled".into())));
+        }
+    }
+}
+
+impl std::fmt::Debug for Settlement {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Settlement").field("spans", &self.spans).finish()
+    }
+}
+
 /// Receives batches of finished spans on the collector thread.
 pub trait SpanExporter: Send + 'static {
     /// Exports one batch. Blocking is allowed: the application's threads never wait
     /// on it; while it blocks, spans accumulate up to the memory bound and the
     /// adaptive stage sheds new traces.
     fn export(&mut self, batch: SpanBatch) -> ExportResult;
+    /// Takes one batch and its settlement. The default exports it synchronously and
+    /// settles with the result; asynchronous exporters override this, keep both,
+    /// and settle when the outcome is known. Blocking here is backpressure: while
+    /// it blocks, spans accumulate up to the memory bound.
+    fn submit(&mut self, batch: SpanBatch, settlement: Settlement) {
+        let result = self.export(batch);
+        settlement.settle(&result);
+    }
     /// Delivers anything the exporter itself buffers.
     fn force_flush(&mut self) -> ExportResult {
         Ok(())
@@ -98,6 +192,9 @@ pub trait SpanExporter: Send + 'static {
 impl<E: SpanExporter + ?Sized> SpanExporter for Box<E> {
     fn export(&mut self, batch: SpanBatch) -> ExportResult {
         (**self).export(batch)
+    }
+    fn submit(&mut self, batch: SpanBatch, settlement: Settlement) {
+        (**self).submit(batch, settlement)
     }
     fn force_flush(&mut self) -> ExportResult {
         (**self).force_flush()
