@@ -282,3 +282,4 @@ async fn handle(
     }
     Ok(full(200, "application/x-protobuf", resp.encode_to_vec()))
 }
+pub mod spans;
