@@ -9,6 +9,7 @@
 
 mod driver;
 mod measure;
+mod otlp;
 mod peers;
 
 use std::process::Command;
@@ -110,6 +111,44 @@ enum Cmd {
         #[arg(long, default_value_t = 3)]
         repeat: usize,
     },
+    /// OTLP export: weft-otlp vs opentelemetry-otlp to one local receiver,
+    /// end-to-end spans/s and CPU per span.
+    Otlp {
+        #[command(flatten)]
+        cfg: otlp::OtlpConfig,
+        /// Transports, comma-separated.
+        #[arg(long, value_enum, value_delimiter = ',', default_value = "grpc,http")]
+        transports: Vec<otlp::Transport>,
+        /// Exporters, comma-separated.
+        #[arg(long, value_enum, value_delimiter = ',', default_value = "weft,opentelemetry-otlp")]
+        peers: Vec<otlp::OtlpPeer>,
+        /// Producing threads.
+        #[arg(long, default_value_t = 1)]
+        threads: usize,
+        /// Runs per peer and transport; the median (by spans/s) is reported.
+        #[arg(long, default_value_t = 3)]
+        repeat: usize,
+        /// Print JSON lines (otherwise a table).
+        #[arg(long)]
+        json: bool,
+    },
+    /// Runs one OTLP peer once in this process (used by `otlp`).
+    #[command(hide = true)]
+    OtlpRun {
+        #[command(flatten)]
+        cfg: otlp::OtlpConfig,
+        #[arg(long, value_enum)]
+        peer: otlp::OtlpPeer,
+        #[arg(long, value_enum)]
+        transport: otlp::Transport,
+        #[arg(long)]
+        endpoint: String,
+        #[arg(long)]
+        threads: usize,
+    },
+    /// The counting OTLP receiver (used by `otlp`).
+    #[command(hide = true)]
+    OtlpSink,
     /// Runs one peer once in this process (used by `sdk`).
     #[command(hide = true)]
     SdkRun {
@@ -124,6 +163,16 @@ enum Cmd {
 
 fn main() -> Result<()> {
     match Cli::parse().cmd {
+        Cmd::Otlp { cfg, transports, peers, threads, repeat, json } => {
+            otlp::bench(&cfg, &transports, &peers, threads, repeat, json)
+        }
+        Cmd::OtlpRun { cfg, peer, transport, endpoint, threads } => {
+            if threads == 0 {
+                bail!("--threads must be at least 1");
+            }
+            otlp::run_child(peer, transport, &endpoint, threads, &cfg)
+        }
+        Cmd::OtlpSink => otlp::sink(),
         Cmd::SdkRun { run, threads, peer } => {
             if threads == 0 {
                 bail!("--threads must be at least 1");

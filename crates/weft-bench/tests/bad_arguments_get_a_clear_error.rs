@@ -18,6 +18,14 @@ fn malformed_arguments_are_refused() {
         (&["sdk", "--repeat", "0"][..], "at least 1"),
         (&["sdk", "--requests", "-5"][..], "unexpected argument"),
         (&["sdk-run", "--peer", "weft", "--threads", "0"][..], "at least 1"),
+        (&["otlp", "--threads", "0"][..], "at least 1"),
+        (&["otlp", "--repeat", "0"][..], "at least 1"),
+        (&["otlp", "--transports", "carrier-pigeon"][..], "invalid value"),
+        (&["otlp", "--peers", "jaeger"][..], "invalid value"),
+        (
+            &["otlp-run", "--peer", "weft", "--transport", "grpc", "--endpoint", "not a url", "--threads", "1"][..],
+            "invalid OTLP endpoint",
+        ),
         (&["frobnicate"][..], "unrecognized subcommand"),
     ] {
         let (ok, stderr) = run(args);
