@@ -162,6 +162,41 @@ mod tests {
     }
 
     #[test]
+    fn otel_exporter_variables_configure_the_exporter() {
+        let vars = [
+            ("OTEL_EXPORTER_OTLP_ENDPOINT", "http://collector:4317"),
+            ("OTEL_EXPORTER_OTLP_PROTOCOL", "grpc"),
+            ("OTEL_EXPORTER_OTLP_HEADERS", "api-key=secret,tenant=a%20b"),
+            ("OTEL_EXPORTER_OTLP_TIMEOUT", "2500"),
+            ("OTEL_EXPORTER_OTLP_COMPRESSION", "gzip"),
+        ];
+        let env = weft::EnvConfig::from_lookup(|k| vars.iter().find(|(n, _)| *n == k).map(|(_, v)| v.to_string()));
+        assert!(env.warnings.is_empty(), "{:?}", env.warnings);
+        let b = OtlpExporterBuilder::from_env(&env.otlp);
+        assert_eq!(b.protocol, Protocol::Grpc);
+        assert_eq!(b.resolved_endpoint(), "http://collector:4317");
+        assert_eq!(b.headers, vec![("api-key".into(), "secret".into()), ("tenant".into(), "a b".into())]);
+        assert_eq!(b.timeout, Duration::from_millis(2500));
+        assert_eq!(b.compression, Compression::Gzip);
+
+        // HTTP: the generic endpoint gets /v1/traces, the traces endpoint is used as given.
+        let vars = [("OTEL_EXPORTER_OTLP_ENDPOINT", "http://collector:4318")];
+        let env = weft::EnvConfig::from_lookup(|k| vars.iter().find(|(n, _)| *n == k).map(|(_, v)| v.to_string()));
+        assert_eq!(OtlpExporterBuilder::from_env(&env.otlp).resolved_endpoint(), "http://collector:4318/v1/traces");
+        let vars = [("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", "http://c:9/custom/path")];
+        let env = weft::EnvConfig::from_lookup(|k| vars.iter().find(|(n, _)| *n == k).map(|(_, v)| v.to_string()));
+        assert_eq!(OtlpExporterBuilder::from_env(&env.otlp).resolved_endpoint(), "http://c:9/custom/path");
+
+        // Invalid values warn and fall back to the defaults.
+        let vars = [("OTEL_EXPORTER_OTLP_PROTOCOL", "carrier-pigeon"), ("OTEL_EXPORTER_OTLP_COMPRESSION", "lz4")];
+        let env = weft::EnvConfig::from_lookup(|k| vars.iter().find(|(n, _)| *n == k).map(|(_, v)| v.to_string()));
+        assert_eq!(env.warnings.len(), 2, "{:?}", env.warnings);
+        let b = OtlpExporterBuilder::from_env(&env.otlp);
+        assert_eq!((b.protocol, b.compression), (Protocol::HttpProtobuf, Compression::None));
+        assert_eq!(b.resolved_endpoint(), "http://localhost:4318/v1/traces");
+    }
+
+    #[test]
     fn bad_settings_are_refused() {
         assert!(matches!(OtlpExporterBuilder::default().max_in_flight(0).build(), Err(BuildError::Setting(_))));
         assert!(matches!(OtlpExporterBuilder::default().max_request_bytes(10).build(), Err(BuildError::Setting(_))));

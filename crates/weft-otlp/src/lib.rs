@@ -25,6 +25,23 @@ pub mod json;
 mod retry;
 mod transport;
 
+/// Entry points for the fuzz targets (`fuzz/`): every parser of what a backend
+/// sends back. Not part of the API.
+#[doc(hidden)]
+pub mod fuzzing {
+    /// Runs every response parser on `data`: protobuf and JSON export responses,
+    /// `Retry-After`, and the gRPC status details that carry `RetryInfo`.
+    pub fn responses(data: &[u8]) {
+        crate::transport::judge_response_bytes(data);
+        if let Ok(s) = std::str::from_utf8(data) {
+            let _ = crate::retry::parse_retry_after(s, std::time::SystemTime::now());
+            let _ = crate::retry::http_verdict(http::StatusCode::TOO_MANY_REQUESTS, Some(s), s);
+        }
+        let status = tonic::Status::with_details(tonic::Code::ResourceExhausted, "fuzz", bytes::Bytes::copy_from_slice(data));
+        let _ = crate::retry::grpc_verdict(&status);
+    }
+}
+
 pub use config::{Compression, OtlpExporterBuilder, Protocol};
 pub use exporter::{ExporterStats, OtlpExporter, OtlpHandle};
 pub use retry::RetryPolicy;

@@ -195,6 +195,12 @@ async fn send_http(
     http_verdict(status, retry_after.as_deref(), &String::from_utf8_lossy(&body))
 }
 
+/// Judges a success body both ways (for the fuzz targets).
+pub(crate) fn judge_response_bytes(body: &[u8]) -> (Verdict, Verdict) {
+    let pb = ExportTraceServiceResponse::decode(body).map(accepted).unwrap_or(Verdict::Fail(String::new()));
+    (pb, accepted_json(body))
+}
+
 fn accepted(r: ExportTraceServiceResponse) -> Verdict {
     match r.partial_success {
         Some(p) if p.rejected_spans > 0 || !p.error_message.is_empty() => {
