@@ -138,14 +138,21 @@ where
         // The parent: the enclosing tracing span's weft span if it has one;
         // otherwise the builder's default, weft's current local parent. When the
         // enclosing span is the one entered last on this thread, it already is
-        // weft's local parent, and the builder's default takes weft's fast path.
-        if let Some(parent) = span_ref.parent() {
-            let is_current =
-                ENTERED.try_with(|e| e.borrow().last().is_some_and(|(id, _)| *id == parent.id())).unwrap_or(false);
-            if !is_current {
+        // weft's local parent, and the builder's default takes weft's fast path
+        // without looking the parent up in the registry. (A contextual span's
+        // parent is the registry's current span, which is the last one entered.)
+        let top = ENTERED.try_with(|e| e.borrow().last().map(|(id, _)| id.clone())).ok().flatten();
+        let parent_is_current = match attrs.parent() {
+            Some(explicit) => top.as_ref() == Some(explicit),
+            None => attrs.is_contextual() && top.is_some(),
+        };
+        if !parent_is_current {
+            if let Some(parent) = span_ref.parent() {
                 if let Some(p) = parent.extensions().get::<WeftSpan>() {
                     builder = builder.parent(&p.0.context());
                 }
+            } else if attrs.is_root() {
+                builder = builder.root();
             }
         }
         let mut span = builder.start();
@@ -216,8 +223,11 @@ where
 
     fn on_close(&self, id: Id, ctx: Context<'_, S>) {
         let Some(span_ref) = ctx.span(&id) else { return };
-        // Taking the span out of the extensions and dropping it ends it.
-        let span = span_ref.extensions_mut().remove::<WeftSpan>();
-        drop(span);
+        // Ended where it lies: moving the record out of the extensions first
+        // would copy it once more.
+        let mut ext = span_ref.extensions_mut();
+        if let Some(WeftSpan(span)) = ext.get_mut::<WeftSpan>() {
+            span.end_now();
+        }
     }
 }

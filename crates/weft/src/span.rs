@@ -251,6 +251,14 @@ impl Span {
         self.finish(None);
     }
 
+    /// Ends the span now without moving it: the ended value stays in place and
+    /// later calls, and its drop, do nothing. For owners that keep spans inside
+    /// other structures (the `tracing` bridge keeps them in the registry's
+    /// per-span extensions) and would otherwise move the whole record out first.
+    pub fn end_now(&mut self) {
+        self.finish(None);
+    }
+
     /// Ends the span at the given time.
     pub fn end_at(mut self, time: SystemTime) {
         self.finish(Some(unix_nanos(time)));
