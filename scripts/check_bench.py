@@ -7,13 +7,13 @@ import sys
 
 rows = [json.loads(line) for line in sys.stdin if line.strip()]
 peers = {r["peer"] for r in rows}
-expected = {"weft", "opentelemetry_sdk", "fastrace", "tracing-opentelemetry", "tracing-weft"}
+expected = {"weft", "opentelemetry_sdk", "fastrace", "tracing-opentelemetry", "tracing-weft", "tracing-weft-subscriber"}
 failures = []
 if peers != expected:
     failures.append(f"peers that reported: {sorted(peers)}, expected {sorted(expected)}")
 bad_rows = set()
 for i, r in enumerate(rows):
-    if r["peer"] not in ("weft", "tracing-weft"):
+    if r["peer"] not in ("weft", "tracing-weft", "tracing-weft-subscriber"):
         continue
     where = f'{r["peer"]} {r["workload"]} x{r["threads"]}'
     if r["silent_lost"] != 0:

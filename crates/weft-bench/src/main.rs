@@ -52,6 +52,10 @@ pub enum Peer {
     #[value(name = "tracing-weft")]
     #[serde(rename = "tracing-weft")]
     TracingWeft,
+    /// tracing + weft's standalone subscriber (`weft_tracing::WeftSubscriber`, no registry).
+    #[value(name = "tracing-weft-subscriber")]
+    #[serde(rename = "tracing-weft-subscriber")]
+    TracingWeftSubscriber,
 }
 
 /// Parameters of one run of one peer.
@@ -99,7 +103,7 @@ enum Cmd {
             long,
             value_enum,
             value_delimiter = ',',
-            default_value = "weft,opentelemetry_sdk,fastrace,tracing-opentelemetry,tracing-weft"
+            default_value = "weft,opentelemetry_sdk,fastrace,tracing-opentelemetry,tracing-weft,tracing-weft-subscriber"
         )]
         peers: Vec<Peer>,
         /// Print JSON lines (otherwise a table).

@@ -37,7 +37,8 @@ pub mod fuzzing {
             let _ = crate::retry::parse_retry_after(s, std::time::SystemTime::now());
             let _ = crate::retry::http_verdict(http::StatusCode::TOO_MANY_REQUESTS, Some(s), s);
         }
-        let status = tonic::Status::with_details(tonic::Code::ResourceExhausted, "fuzz", bytes::Bytes::copy_from_slice(data));
+        let status =
+            tonic::Status::with_details(tonic::Code::ResourceExhausted, "fuzz", bytes::Bytes::copy_from_slice(data));
         let _ = crate::retry::grpc_verdict(&status);
     }
 }

@@ -37,6 +37,9 @@ use tracing_subscriber::registry::LookupSpan;
 use tracing_subscriber::Layer;
 use weft::{KeyValue, LocalParentGuard, Span, Value};
 
+mod subscriber;
+pub use subscriber::WeftSubscriber;
+
 /// The layer. Add it to a `tracing_subscriber::registry()`.
 #[derive(Debug, Clone, Copy)]
 pub struct WeftLayer {
@@ -74,7 +77,7 @@ thread_local! {
 
 /// Where visited `tracing` fields go: straight onto a span as attributes, or
 /// into an event's attribute list (with its `message` apart).
-enum Sink<'a> {
+pub(crate) enum Sink<'a> {
     Span(&'a mut Span),
     Event(&'a mut Vec<KeyValue>, &'a mut String),
 }
@@ -127,14 +130,68 @@ fn level_value(l: &Level) -> Value {
     Value::from(l.as_str())
 }
 
+/// Where a new weft span hangs.
+pub(crate) enum ParentChoice {
+    /// Under weft's current local parent (a root if there is none).
+    Current,
+    /// A new trace.
+    Root,
+    /// Under this span.
+    Explicit(weft::SpanContext),
+}
+
+/// Starts the weft span of a new `tracing` span: its fields and (with
+/// `location`) its code location become attributes. The common case — the parent
+/// is the current local parent — takes weft's fast start path (`Span::child`),
+/// which copies the record far less than the general builder.
+pub(crate) fn start_span(parent: ParentChoice, attrs: &Attributes<'_>, location: bool) -> Span {
+    let meta = attrs.metadata();
+    let mut span = match parent {
+        ParentChoice::Current => Span::child(meta.name()),
+        ParentChoice::Root => Span::root(meta.name()),
+        ParentChoice::Explicit(ctx) => Span::child_of(&ctx, meta.name()),
+    };
+    if span.is_recording() {
+        attrs.record(&mut Sink::Span(&mut span));
+        span.set_attribute("code.namespace", meta.target());
+        if location {
+            if let Some(file) = meta.file() {
+                span.set_attribute("code.filepath", file);
+            }
+            if let Some(line) = meta.line() {
+                span.set_attribute("code.lineno", i64::from(line));
+            }
+        }
+    }
+    span
+}
+
+/// Records a `tracing` event as an event on `span`: the message is its name, the
+/// fields, level and target its attributes; an ERROR event sets the error status.
+pub(crate) fn record_event(span: &mut Span, event: &Event<'_>) {
+    if !span.is_recording() {
+        return;
+    }
+    let mut fields = Vec::new();
+    let mut message = String::new();
+    event.record(&mut Sink::Event(&mut fields, &mut message));
+    let meta = event.metadata();
+    fields.push(KeyValue::new("level", level_value(meta.level())));
+    fields.push(KeyValue::new("target", meta.target()));
+    let name = if message.is_empty() { meta.name().to_owned() } else { message };
+    if *meta.level() == Level::ERROR {
+        span.set_status(weft::Status::error(name.clone()));
+    }
+    span.add_event(name, fields);
+}
+
 impl<S> Layer<S> for WeftLayer
 where
     S: Subscriber + for<'a> LookupSpan<'a>,
 {
     fn on_new_span(&self, attrs: &Attributes<'_>, id: &Id, ctx: Context<'_, S>) {
         let Some(span_ref) = ctx.span(id) else { return };
-        let meta = attrs.metadata();
-        let mut builder = Span::builder(meta.name());
+        let mut parent = ParentChoice::Current;
         // The parent: the enclosing tracing span's weft span if it has one;
         // otherwise the builder's default, weft's current local parent. When the
         // enclosing span is the one entered last on this thread, it already is
@@ -147,27 +204,15 @@ where
             None => attrs.is_contextual() && top.is_some(),
         };
         if !parent_is_current {
-            if let Some(parent) = span_ref.parent() {
-                if let Some(p) = parent.extensions().get::<WeftSpan>() {
-                    builder = builder.parent(&p.0.context());
+            if let Some(enclosing) = span_ref.parent() {
+                if let Some(p) = enclosing.extensions().get::<WeftSpan>() {
+                    parent = ParentChoice::Explicit(p.0.context());
                 }
             } else if attrs.is_root() {
-                builder = builder.root();
+                parent = ParentChoice::Root;
             }
         }
-        let mut span = builder.start();
-        if span.is_recording() {
-            attrs.record(&mut Sink::Span(&mut span));
-            span.set_attribute("code.namespace", meta.target());
-            if self.location {
-                if let Some(file) = meta.file() {
-                    span.set_attribute("code.filepath", file);
-                }
-                if let Some(line) = meta.line() {
-                    span.set_attribute("code.lineno", i64::from(line));
-                }
-            }
-        }
+        let span = start_span(parent, attrs, self.location);
         span_ref.extensions_mut().insert(WeftSpan(span));
     }
 
@@ -188,17 +233,7 @@ where
         if !span.is_recording() {
             return;
         }
-        let mut fields = Vec::new();
-        let mut message = String::new();
-        event.record(&mut Sink::Event(&mut fields, &mut message));
-        let meta = event.metadata();
-        fields.push(KeyValue::new("level", level_value(meta.level())));
-        fields.push(KeyValue::new("target", meta.target()));
-        let name = if message.is_empty() { meta.name().to_owned() } else { message };
-        if *meta.level() == Level::ERROR {
-            span.set_status(weft::Status::error(name.clone()));
-        }
-        span.add_event(name, fields);
+        record_event(span, event);
     }
 
     fn on_enter(&self, id: &Id, ctx: Context<'_, S>) {

@@ -1,21 +1,31 @@
 //! `tracing` spans become weft spans with their fields as attributes and their
 //! nesting as parents; events become span events; weft spans made inside an
 //! entered `tracing` span nest under it; async code instrumented with
-//! `tracing::Instrument` keeps its parent across polls.
+//! `tracing::Instrument` keeps its parent across polls. The same holds for the
+//! layer (over `tracing-subscriber`'s registry) and for the standalone
+//! `WeftSubscriber`.
 
 use std::time::Duration;
 
 use tracing::Instrument;
 use tracing_subscriber::layer::SubscriberExt;
 use weft::{InMemoryExporter, Value};
-use weft_tracing::WeftLayer;
+use weft_tracing::{WeftLayer, WeftSubscriber};
 
 #[test]
-fn spans_fields_events_and_nesting() {
+fn spans_fields_events_and_nesting_through_the_layer() {
+    scenario(tracing::Dispatch::new(tracing_subscriber::registry().with(WeftLayer::new())));
+}
+
+#[test]
+fn spans_fields_events_and_nesting_through_the_subscriber() {
+    scenario(tracing::Dispatch::new(WeftSubscriber::new()));
+}
+
+fn scenario(dispatch: tracing::Dispatch) {
     let mem = InMemoryExporter::new();
     let tracer = weft::builder().exporter(mem.clone()).log_at_shutdown(false).install().unwrap();
-    let subscriber = tracing_subscriber::registry().with(WeftLayer::new());
-    tracing::subscriber::with_default(subscriber, || {
+    tracing::dispatcher::with_default(&dispatch, || {
         let outer = tracing::info_span!("request", user = "ada", attempt = 2u64, late = tracing::field::Empty);
         let _o = outer.enter();
         outer.record("late", true);

@@ -83,6 +83,7 @@ pub fn run(peer: Peer, cfg: &RunConfig, threads: usize) -> Row {
         Peer::Fastrace => fastrace_peer::run(cfg, threads, sink),
         Peer::TracingOtel => tracing_otel_peer::run(cfg, threads, sink),
         Peer::TracingWeft => tracing_weft_peer::run(cfg, threads, sink),
+        Peer::TracingWeftSubscriber => tracing_weft_peer::run_subscriber(cfg, threads, sink),
     };
     let rss_delta_kb = peak_rss_kb().saturating_sub(rss0);
     let spans = o.driven.requests * SPANS_PER_REQUEST;

@@ -16,3 +16,13 @@ pub fn run(cfg: &RunConfig, threads: usize, sink: &'static Sink) -> Outcome {
     let driven = drive(cfg, threads, super::tracing_otel_peer::request);
     weft_peer::finish(tracer, driven)
 }
+
+/// The same `tracing` request through `weft_tracing::WeftSubscriber` (no registry).
+pub fn run_subscriber(cfg: &RunConfig, threads: usize, sink: &'static Sink) -> Outcome {
+    let tracer = weft_peer::install(cfg, sink);
+    if let Err(e) = tracing::subscriber::set_global_default(weft_tracing::WeftSubscriber::new()) {
+        panic!("installing the tracing subscriber: {e}");
+    }
+    let driven = drive(cfg, threads, super::tracing_otel_peer::request);
+    weft_peer::finish(tracer, driven)
+}
