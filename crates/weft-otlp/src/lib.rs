@@ -22,6 +22,7 @@
 mod config;
 mod exporter;
 pub mod json;
+pub mod raw;
 mod retry;
 mod transport;
 

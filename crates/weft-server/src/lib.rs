@@ -1,0 +1,248 @@
+//! # weft-server — `weft serve`
+//!
+//! OTLP receivers (gRPC and HTTP, protobuf and JSON, gzip) → admission control
+//! (a byte budget; over it, clients are asked to retry) → the write-ahead log
+//! (synced before the answer, group commit) → shards (by trace ID) → the
+//! in-memory trace table, with the watermark published to subscribers.
+//!
+//! ```text
+//! request ─▶ admission ─▶ decode + check ─▶ log (fsync) ─▶ answer
+//!                                              └─▶ shard i ─▶ subscribers, table
+//! ```
+//!
+//! [`Server::start`] binds every port (port 0 picks a free one), writes
+//! `DATA_DIR/ports.json`, replays the log, and serves until [`Server::shutdown`].
+
+pub mod admission;
+pub mod config;
+pub mod decode;
+pub mod http;
+pub mod metrics;
+pub mod shards;
+pub mod wal;
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use prost::Message;
+
+pub use config::ServeConfig;
+use metrics::Metrics;
+use shards::{InFlight, Shards, Subscriber};
+
+/// Why the server could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    /// A listen address could not be bound (in use, not local, no permission).
+    #[error("cannot listen on {addr} for {what}: {source}")]
+    Bind {
+        /// Which listener.
+        what: &'static str,
+        /// The address.
+        addr: SocketAddr,
+        /// The error.
+        source: std::io::Error,
+    },
+    /// The data directory cannot be created or written.
+    #[error("data directory {path} is not writable: {source}")]
+    DataDir {
+        /// The directory.
+        path: PathBuf,
+        /// The error.
+        source: std::io::Error,
+    },
+    /// The write-ahead log could not be opened or replayed.
+    #[error(transparent)]
+    Wal(#[from] wal::WalError),
+    /// The runtime could not start.
+    #[error("cannot start the runtime: {0}")]
+    Runtime(std::io::Error),
+}
+
+/// What every request handler shares.
+pub struct State {
+    /// The settings.
+    pub config: ServeConfig,
+    /// The metrics.
+    pub metrics: Arc<Metrics>,
+    /// The ingest budget.
+    pub budget: Arc<admission::Budget>,
+    /// Requests not yet fully processed, by receive time.
+    pub in_flight: Arc<InFlight>,
+    /// The log.
+    pub wal: wal::Wal,
+    /// The shards.
+    pub shards: Shards,
+    /// Set when shutdown begins: new requests are refused with a retry delay.
+    pub shutting_down: AtomicBool,
+}
+
+/// The bound addresses.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Ports {
+    /// OTLP/gRPC.
+    pub otlp_grpc: SocketAddr,
+    /// OTLP/HTTP.
+    pub otlp_http: SocketAddr,
+    /// Query, metrics, health.
+    pub http: SocketAddr,
+}
+
+/// A running server.
+pub struct Server {
+    /// Where it listens.
+    pub ports: Ports,
+    /// Shared state (metrics, shards…).
+    pub state: Arc<State>,
+    /// The watermark, updated at the configured rate.
+    pub watermark: tokio::sync::watch::Receiver<u64>,
+    stop: tokio::sync::watch::Sender<bool>,
+    tasks: Vec<tokio::task::JoinHandle<()>>,
+}
+
+impl std::fmt::Debug for Server {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Server").field("ports", &self.ports).finish_non_exhaustive()
+    }
+}
+
+async fn bind(what: &'static str, addr: SocketAddr) -> Result<tokio::net::TcpListener, StartError> {
+    tokio::net::TcpListener::bind(addr).await.map_err(|source| StartError::Bind { what, addr, source })
+}
+
+impl Server {
+    /// Starts serving on the current Tokio runtime, with `subscribers` notified of
+    /// processed spans and watermarks.
+    pub async fn start(config: ServeConfig, subscribers: Vec<Arc<dyn Subscriber>>) -> Result<Server, StartError> {
+        let dir = config.data_dir.clone();
+        std::fs::create_dir_all(&dir).map_err(|source| StartError::DataDir { path: dir.clone(), source })?;
+        let probe = dir.join(".write-test");
+        std::fs::write(&probe, b"ok").map_err(|source| StartError::DataDir { path: dir.clone(), source })?;
+        let _ = std::fs::remove_file(&probe);
+
+        let grpc = bind("OTLP/gRPC", config.otlp_grpc).await?;
+        let otlp_http = bind("OTLP/HTTP", config.otlp_http).await?;
+        let http = bind("HTTP (query, metrics)", config.http).await?;
+        let local = |l: &tokio::net::TcpListener, a| l.local_addr().unwrap_or(a);
+        let ports = Ports {
+            otlp_grpc: local(&grpc, config.otlp_grpc),
+            otlp_http: local(&otlp_http, config.otlp_http),
+            http: local(&http, config.http),
+        };
+
+        let metrics = Arc::new(Metrics::new(config.shards));
+        let subscribers = Arc::new(subscribers);
+        let shards = Shards::start(config.shards, config.memory_table_bytes, metrics.clone(), subscribers.clone());
+        let in_flight = Arc::new(InFlight::default());
+        let budget = admission::Budget::new(config.ingest_budget_bytes, metrics.clone());
+        let mut replayed_spans = 0u64;
+        let (wal, report) = wal::Wal::open(&dir.join("wal"), config.wal_segment_bytes, metrics.clone(), |time, payload| {
+            match opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest::decode(payload) {
+                Ok(req) => {
+                    let spans = http::stored_spans(req);
+                    replayed_spans += spans.len() as u64;
+                    // Replayed data was accepted before: it is not refused now,
+                    // so it holds no budget.
+                    if let Some(p) = budget.try_take(0) {
+                        shards.route(spans, in_flight.replayed(time), p);
+                    }
+                }
+                Err(e) => tracing::error!(error = %e, "a write-ahead log record does not decode; it is kept on disk"),
+            }
+        })?;
+        tracing::info!(
+            segments = report.segments,
+            records = report.records,
+            spans = replayed_spans,
+            tail_bytes_cut = report.tail_bytes_cut,
+            corrupt_records = report.corrupt_records,
+            "write-ahead log replayed"
+        );
+        let state = Arc::new(State {
+            config: config.clone(),
+            metrics: metrics.clone(),
+            budget,
+            in_flight: in_flight.clone(),
+            wal,
+            shards,
+            shutting_down: AtomicBool::new(false),
+        });
+
+        let ports_json = serde_json::json!({
+            "otlp_grpc": ports.otlp_grpc.to_string(),
+            "otlp_http": ports.otlp_http.to_string(),
+            "http": ports.http.to_string(),
+        });
+        let ports_file = dir.join("ports.json");
+        let tmp = dir.join("ports.json.tmp");
+        std::fs::write(&tmp, ports_json.to_string())
+            .and_then(|_| std::fs::rename(&tmp, &ports_file))
+            .map_err(|source| StartError::DataDir { path: dir.clone(), source })?;
+        tracing::info!(otlp_grpc = %ports.otlp_grpc, otlp_http = %ports.otlp_http, http = %ports.http, data_dir = %dir.display(), "weft serve listening");
+
+        let (stop, stop_rx) = tokio::sync::watch::channel(false);
+        let (wm_tx, watermark) = tokio::sync::watch::channel(0u64);
+        let mut tasks = Vec::new();
+        for listener in [grpc, otlp_http, http] {
+            tasks.push(tokio::spawn(serve(listener, state.clone(), stop_rx.clone())));
+        }
+        let wm = tokio::spawn(shards::publish_watermarks(
+            in_flight,
+            subscribers,
+            metrics,
+            config.watermark_interval,
+            wm_tx,
+        ));
+        let mut wm_stop = stop_rx.clone();
+        tasks.push(tokio::spawn(async move {
+            let _ = wm_stop.wait_for(|s| *s).await;
+            wm.abort();
+        }));
+        Ok(Server { ports, state, watermark, stop, tasks })
+    }
+
+    /// Stops accepting, finishes the requests in flight (their log appends are
+    /// synced before they are answered), and returns.
+    pub async fn shutdown(self, grace: Duration) {
+        self.state.shutting_down.store(true, Ordering::Relaxed);
+        let _ = self.stop.send(true);
+        let all = futures_join(self.tasks);
+        if tokio::time::timeout(grace, all).await.is_err() {
+            tracing::warn!("shutdown grace period over; closing remaining connections");
+        }
+        tracing::info!("weft serve stopped; the log is synced");
+    }
+}
+
+async fn futures_join(tasks: Vec<tokio::task::JoinHandle<()>>) {
+    for t in tasks {
+        let _ = t.await;
+    }
+}
+
+/// Accepts connections until `stop`, then waits for open ones to finish.
+async fn serve(listener: tokio::net::TcpListener, state: Arc<State>, mut stop: tokio::sync::watch::Receiver<bool>) {
+    let graceful = hyper_util::server::graceful::GracefulShutdown::new();
+    loop {
+        tokio::select! {
+            accepted = listener.accept() => {
+                let Ok((sock, _)) = accepted else { continue };
+                let _ = sock.set_nodelay(true);
+                let st = state.clone();
+                let svc = hyper::service::service_fn(move |req| http::handle(st.clone(), req));
+                let builder = hyper_util::server::conn::auto::Builder::new(hyper_util::rt::TokioExecutor::new());
+                let conn = builder.serve_connection(hyper_util::rt::TokioIo::new(sock), svc).into_owned();
+                let conn = graceful.watch(conn);
+                tokio::spawn(async move {
+                    let _ = conn.await;
+                });
+            }
+            _ = stop.wait_for(|s| *s) => break,
+        }
+    }
+    drop(listener);
+    graceful.shutdown().await;
+}
