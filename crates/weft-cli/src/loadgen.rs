@@ -218,7 +218,11 @@ pub fn run(args: Args) -> Result<()> {
     };
     let ack = match &args.ack_log {
         Some(p) => Some(Mutex::new(
-            std::fs::OpenOptions::new().create(true).append(true).open(p).with_context(|| format!("opening {}", p.display()))?,
+            std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(p)
+                .with_context(|| format!("opening {}", p.display()))?,
         )),
         None => None,
     };
@@ -241,7 +245,8 @@ pub fn run(args: Args) -> Result<()> {
         let spans_per_request = f64::from(args.spans_per_trace * args.traces_per_request);
         let mut tasks = Vec::new();
         for w in 0..args.concurrency {
-            let (client, totals, gen, ack, stop) = (client.clone(), totals.clone(), gen.clone(), ack.clone(), stop_sending.clone());
+            let (client, totals, gen, ack, stop) =
+                (client.clone(), totals.clone(), gen.clone(), ack.clone(), stop_sending.clone());
             let rate = args.rate;
             let workers = f64::from(args.concurrency);
             tasks.push(tokio::spawn(async move {
@@ -270,7 +275,9 @@ pub fn run(args: Args) -> Result<()> {
     let l = |a: &AtomicU64| a.load(Ordering::Relaxed);
     let mut lat = totals.latencies_us.lock().map(|v| v.clone()).unwrap_or_default();
     lat.sort_unstable();
-    let pct = |p: f64| lat.get(((lat.len() as f64 * p).ceil() as usize).saturating_sub(1)).map_or(0.0, |v| *v as f64 / 1000.0);
+    let pct = |p: f64| {
+        lat.get(((lat.len() as f64 * p).ceil() as usize).saturating_sub(1)).map_or(0.0, |v| *v as f64 / 1000.0)
+    };
     let summary = serde_json::json!({
         "sent_spans": l(&totals.sent_spans),
         "accepted_spans": l(&totals.accepted_spans),
@@ -396,7 +403,8 @@ mod tests {
 
     #[test]
     fn requests_are_valid_otlp_with_whole_traces() {
-        let g = Gen { services: 5, spans_per_trace: 10, attributes: 11, traces_per_request: 3, seed: AtomicU64::new(1) };
+        let g =
+            Gen { services: 5, spans_per_trace: 10, attributes: 11, traces_per_request: 3, seed: AtomicU64::new(1) };
         let (body, n, ids) = g.request();
         assert_eq!(n, 30);
         let req = ExportTraceServiceRequest::decode(body).unwrap();

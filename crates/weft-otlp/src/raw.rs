@@ -47,7 +47,12 @@ impl std::fmt::Debug for RawClient {
 impl RawClient {
     /// Connects lazily to `endpoint` (for HTTP the full `/v1/traces` URL). Must be
     /// called inside a Tokio runtime.
-    pub fn new(endpoint: &str, protocol: Protocol, compression: Compression, timeout: Duration) -> Result<Self, BuildError> {
+    pub fn new(
+        endpoint: &str,
+        protocol: Protocol,
+        compression: Compression,
+        timeout: Duration,
+    ) -> Result<Self, BuildError> {
         let transport = Transport::new(endpoint, protocol, &[], compression, timeout)?;
         Ok(RawClient { transport, timeout, gzip_http: compression == Compression::Gzip && protocol != Protocol::Grpc })
     }

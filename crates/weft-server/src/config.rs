@@ -116,9 +116,10 @@ impl Overrides {
     pub fn from_file(path: &std::path::Path) -> Result<Self, ConfigError> {
         let text = std::fs::read_to_string(path)
             .map_err(|e| ConfigError::Read { path: path.display().to_string(), why: e.to_string() })?;
-        let table: toml::Table = text
-            .parse()
-            .map_err(|e: toml::de::Error| ConfigError::Parse { path: path.display().to_string(), why: e.to_string() })?;
+        let table: toml::Table = text.parse().map_err(|e: toml::de::Error| ConfigError::Parse {
+            path: path.display().to_string(),
+            why: e.to_string(),
+        })?;
         // Numbers and strings alike become strings, parsed below with one set of rules.
         let mut as_strings = toml::Table::new();
         for (k, v) in table {
@@ -182,30 +183,60 @@ impl Overrides {
             }
         }
         if let Some(v) = &self.ingest_budget {
-            cfg.ingest_budget_bytes = parse_bytes(v, 1 << 20).map_err(|why| ConfigError::Value { name: name("ingest_budget"), value: v.clone(), why })?;
+            cfg.ingest_budget_bytes = parse_bytes(v, 1 << 20).map_err(|why| ConfigError::Value {
+                name: name("ingest_budget"),
+                value: v.clone(),
+                why,
+            })?;
         }
         if let Some(v) = &self.max_request {
-            cfg.max_request_bytes = parse_bytes(v, 1024).map_err(|why| ConfigError::Value { name: name("max_request"), value: v.clone(), why })?;
+            cfg.max_request_bytes = parse_bytes(v, 1024).map_err(|why| ConfigError::Value {
+                name: name("max_request"),
+                value: v.clone(),
+                why,
+            })?;
         }
         if let Some(v) = &self.memory_table {
-            cfg.memory_table_bytes = parse_bytes(v, 1 << 20).map_err(|why| ConfigError::Value { name: name("memory_table"), value: v.clone(), why })?;
+            cfg.memory_table_bytes = parse_bytes(v, 1 << 20).map_err(|why| ConfigError::Value {
+                name: name("memory_table"),
+                value: v.clone(),
+                why,
+            })?;
         }
         if let Some(v) = &self.wal_segment {
-            cfg.wal_segment_bytes = parse_bytes(v, 4096).map_err(|why| ConfigError::Value { name: name("wal_segment"), value: v.clone(), why })? as u64;
+            cfg.wal_segment_bytes = parse_bytes(v, 4096).map_err(|why| ConfigError::Value {
+                name: name("wal_segment"),
+                value: v.clone(),
+                why,
+            })? as u64;
         }
         if let Some(v) = &self.shards {
-            cfg.shards = parse_count(v, 1, 1024).map_err(|why| ConfigError::Value { name: name("shards"), value: v.clone(), why })?;
+            cfg.shards = parse_count(v, 1, 1024).map_err(|why| ConfigError::Value {
+                name: name("shards"),
+                value: v.clone(),
+                why,
+            })?;
         }
         if let Some(v) = &self.max_attributes {
-            cfg.max_attributes = parse_count(v, 0, 1 << 20).map_err(|why| ConfigError::Value { name: name("max_attributes"), value: v.clone(), why })?;
+            cfg.max_attributes = parse_count(v, 0, 1 << 20).map_err(|why| ConfigError::Value {
+                name: name("max_attributes"),
+                value: v.clone(),
+                why,
+            })?;
         }
         if let Some(v) = &self.max_attribute_value_bytes {
-            cfg.max_attribute_value_bytes = parse_count(v, 1, 1 << 30)
-                .map_err(|why| ConfigError::Value { name: name("max_attribute_value_bytes"), value: v.clone(), why })?;
+            cfg.max_attribute_value_bytes = parse_count(v, 1, 1 << 30).map_err(|why| ConfigError::Value {
+                name: name("max_attribute_value_bytes"),
+                value: v.clone(),
+                why,
+            })?;
         }
         if let Some(v) = &self.watermark_interval_ms {
-            let ms = parse_count(v, 1, 3_600_000)
-                .map_err(|why| ConfigError::Value { name: name("watermark_interval_ms"), value: v.clone(), why })?;
+            let ms = parse_count(v, 1, 3_600_000).map_err(|why| ConfigError::Value {
+                name: name("watermark_interval_ms"),
+                value: v.clone(),
+                why,
+            })?;
             cfg.watermark_interval = Duration::from_millis(ms as u64);
         }
         Ok(())

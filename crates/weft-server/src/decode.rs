@@ -84,8 +84,9 @@ pub fn decode(body: &[u8], encoding: Encoding) -> Result<ExportTraceServiceReque
     match encoding {
         Encoding::Protobuf => ExportTraceServiceRequest::decode(body)
             .map_err(|e| DecodeError::Invalid { encoding: "protobuf", why: e.to_string() }),
-        Encoding::Json => serde_json::from_slice(body)
-            .map_err(|e| DecodeError::Invalid { encoding: "JSON", why: e.to_string() }),
+        Encoding::Json => {
+            serde_json::from_slice(body).map_err(|e| DecodeError::Invalid { encoding: "JSON", why: e.to_string() })
+        }
     }
 }
 
@@ -216,19 +217,30 @@ mod tests {
     fn limits_are_applied_and_counted() {
         let mut s = span(vec![1; 16], vec![2; 8], vec![]);
         for (k, v) in [("a", "ééééé"), ("b", "x"), ("c", "y")] {
-            s.attributes.push(KeyValue { key: k.into(), value: Some(Any { value: Some(AnyValue::StringValue(v.into())) }) });
+            s.attributes.push(KeyValue {
+                key: k.into(),
+                value: Some(Any { value: Some(AnyValue::StringValue(v.into())) }),
+                ..Default::default()
+            });
         }
         let c = check(req(vec![s]), LIMITS);
         let s = &c.request.resource_spans[0].scope_spans[0].spans[0];
         assert_eq!(s.attributes.len(), 2);
         assert_eq!(s.dropped_attributes_count, 1);
-        assert_eq!(s.attributes[0].value.as_ref().unwrap().value, Some(AnyValue::StringValue("éé".into())), "cut at a char boundary");
+        assert_eq!(
+            s.attributes[0].value.as_ref().unwrap().value,
+            Some(AnyValue::StringValue("éé".into())),
+            "cut at a char boundary"
+        );
         assert_eq!((c.attributes_dropped, c.values_truncated), (1, 1));
     }
 
     #[test]
     fn malformed_bodies_are_clear_errors() {
-        assert!(matches!(decode(b"\xff\xff\xff", Encoding::Protobuf), Err(DecodeError::Invalid { encoding: "protobuf", .. })));
+        assert!(matches!(
+            decode(b"\xff\xff\xff", Encoding::Protobuf),
+            Err(DecodeError::Invalid { encoding: "protobuf", .. })
+        ));
         let e = decode(b"{\"resourceSpans\": 3}", Encoding::Json).unwrap_err();
         assert!(e.to_string().contains("JSON"), "{e}");
         assert!(matches!(gunzip(b"not gzip", 100), Err(DecodeError::Gzip(_))));

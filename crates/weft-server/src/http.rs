@@ -125,14 +125,17 @@ enum Problem {
 /// Routes one request.
 pub async fn handle(state: Arc<State>, req: http::Request<Incoming>) -> Result<http::Response<Body>, Infallible> {
     let path = req.uri().path().to_owned();
-    let is_grpc = req.headers().get(http::header::CONTENT_TYPE).is_some_and(|v| v.as_bytes().starts_with(b"application/grpc"));
+    let is_grpc =
+        req.headers().get(http::header::CONTENT_TYPE).is_some_and(|v| v.as_bytes().starts_with(b"application/grpc"));
     let resp = match (req.method(), path.as_str()) {
         (&Method::POST, GRPC_TRACES) => export(state, req, Proto::Grpc).await,
         (&Method::POST, "/v1/traces") if !is_grpc => {
             let ct = req.headers().get(http::header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("");
             let ct = ct.split(';').next().unwrap_or("").trim().to_ascii_lowercase();
             match ct.as_str() {
-                "application/x-protobuf" | "application/protobuf" => export(state, req, Proto::Http { json: false }).await,
+                "application/x-protobuf" | "application/protobuf" => {
+                    export(state, req, Proto::Http { json: false }).await
+                }
                 "application/json" => export(state, req, Proto::Http { json: true }).await,
                 other => text(
                     StatusCode::UNSUPPORTED_MEDIA_TYPE,
@@ -141,12 +144,15 @@ pub async fn handle(state: Arc<State>, req: http::Request<Incoming>) -> Result<h
             }
         }
         (_, "/v1/traces") => text(StatusCode::METHOD_NOT_ALLOWED, "use POST for /v1/traces"),
-        (_, p) if p.starts_with("/opentelemetry.proto.collector.") => {
-            grpc_status(tonic::Code::Unimplemented, "weft accepts traces only; logs and metrics are not supported", None)
-        }
-        (_, "/v1/logs" | "/v1/metrics") => {
-            text(StatusCode::NOT_FOUND, "weft accepts traces only (POST /v1/traces); logs and metrics are not supported")
-        }
+        (_, p) if p.starts_with("/opentelemetry.proto.collector.") => grpc_status(
+            tonic::Code::Unimplemented,
+            "weft accepts traces only; logs and metrics are not supported",
+            None,
+        ),
+        (_, "/v1/logs" | "/v1/metrics") => text(
+            StatusCode::NOT_FOUND,
+            "weft accepts traces only (POST /v1/traces); logs and metrics are not supported",
+        ),
         (&Method::GET, "/metrics") => {
             state.shards.table_bytes();
             let mut r = text(StatusCode::OK, state.metrics.render());
@@ -161,7 +167,9 @@ pub async fn handle(state: Arc<State>, req: http::Request<Incoming>) -> Result<h
                 text(StatusCode::OK, "ready")
             }
         }
-        (&Method::GET, p) if p.starts_with("/api/debug/traces/") => debug_trace(&state, &p["/api/debug/traces/".len()..]),
+        (&Method::GET, p) if p.starts_with("/api/debug/traces/") => {
+            debug_trace(&state, &p["/api/debug/traces/".len()..])
+        }
         (&Method::POST, "/api/debug/missing") => debug_missing(&state, req).await,
         _ => text(StatusCode::NOT_FOUND, format!("no route for {} {path}", req.method())),
     };
@@ -270,8 +278,11 @@ async fn export(state: Arc<State>, req: http::Request<Incoming>, proto: Proto) -
     m.attributes_dropped.fetch_add(checked.attributes_dropped, Ordering::Relaxed);
     m.attribute_values_truncated.fetch_add(checked.values_truncated, Ordering::Relaxed);
     if checked.spans > 0 {
-        let payload =
-            if encoding == Encoding::Protobuf && !checked.modified { raw } else { Bytes::from(checked.request.encode_to_vec()) };
+        let payload = if encoding == Encoding::Protobuf && !checked.modified {
+            raw
+        } else {
+            Bytes::from(checked.request.encode_to_vec())
+        };
         if let Err(e) = state.wal.append(arrival.time, payload).await {
             m.refuse(Refusal::Log);
             tracing::warn!(error = %e, "refusing a request: the write-ahead log cannot write");
@@ -280,8 +291,10 @@ async fn export(state: Arc<State>, req: http::Request<Incoming>, proto: Proto) -
         m.spans_received.fetch_add(checked.spans, Ordering::Relaxed);
         state.shards.route(stored_spans(checked.request), arrival, permit);
     }
-    let partial = (checked.rejected > 0)
-        .then(|| ExportTracePartialSuccess { rejected_spans: checked.rejected as i64, error_message: checked.reject_message });
+    let partial = (checked.rejected > 0).then_some(ExportTracePartialSuccess {
+        rejected_spans: checked.rejected as i64,
+        error_message: checked.reject_message,
+    });
     let resp = ExportTraceServiceResponse { partial_success: partial };
     match proto {
         Proto::Grpc => grpc_ok(&resp),
@@ -298,7 +311,9 @@ async fn export(state: Arc<State>, req: http::Request<Incoming>, proto: Proto) -
 }
 
 /// Flattens a request into spans tagged with their service.
-pub fn stored_spans(req: opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest) -> Vec<StoredSpan> {
+pub fn stored_spans(
+    req: opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest,
+) -> Vec<StoredSpan> {
     let mut out = Vec::new();
     for rs in req.resource_spans {
         let service = rs

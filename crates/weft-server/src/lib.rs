@@ -139,20 +139,23 @@ impl Server {
         let in_flight = Arc::new(InFlight::default());
         let budget = admission::Budget::new(config.ingest_budget_bytes, metrics.clone());
         let mut replayed_spans = 0u64;
-        let (wal, report) = wal::Wal::open(&dir.join("wal"), config.wal_segment_bytes, metrics.clone(), |time, payload| {
-            match opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest::decode(payload) {
-                Ok(req) => {
-                    let spans = http::stored_spans(req);
-                    replayed_spans += spans.len() as u64;
-                    // Replayed data was accepted before: it is not refused now,
-                    // so it holds no budget.
-                    if let Some(p) = budget.try_take(0) {
-                        shards.route(spans, in_flight.replayed(time), p);
+        let (wal, report) =
+            wal::Wal::open(&dir.join("wal"), config.wal_segment_bytes, metrics.clone(), |time, payload| {
+                match opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest::decode(payload) {
+                    Ok(req) => {
+                        let spans = http::stored_spans(req);
+                        replayed_spans += spans.len() as u64;
+                        // Replayed data was accepted before: it is not refused now,
+                        // so it holds no budget.
+                        if let Some(p) = budget.try_take(0) {
+                            shards.route(spans, in_flight.replayed(time), p);
+                        }
+                    }
+                    Err(e) => {
+                        tracing::error!(error = %e, "a write-ahead log record does not decode; it is kept on disk")
                     }
                 }
-                Err(e) => tracing::error!(error = %e, "a write-ahead log record does not decode; it is kept on disk"),
-            }
-        })?;
+            })?;
         tracing::info!(
             segments = report.segments,
             records = report.records,
@@ -189,13 +192,8 @@ impl Server {
         for listener in [grpc, otlp_http, http] {
             tasks.push(tokio::spawn(serve(listener, state.clone(), stop_rx.clone())));
         }
-        let wm = tokio::spawn(shards::publish_watermarks(
-            in_flight,
-            subscribers,
-            metrics,
-            config.watermark_interval,
-            wm_tx,
-        ));
+        let wm =
+            tokio::spawn(shards::publish_watermarks(in_flight, subscribers, metrics, config.watermark_interval, wm_tx));
         let mut wm_stop = stop_rx.clone();
         tasks.push(tokio::spawn(async move {
             let _ = wm_stop.wait_for(|s| *s).await;

@@ -157,18 +157,54 @@ impl Metrics {
         counter("weft_ingest_requests_total", "OTLP export requests received.", l(&self.requests));
         counter("weft_ingest_spans_total", "Spans accepted (durable in the log).", l(&self.spans_received));
         counter("weft_ingest_bytes_total", "Request body bytes received.", l(&self.bytes_received));
-        counter("weft_ingest_invalid_requests_total", "Requests rejected as undecodable.", l(&self.rejected_invalid_requests));
-        counter("weft_ingest_invalid_spans_total", "Spans rejected individually (invalid IDs), reported through partial_success.", l(&self.rejected_invalid_spans));
-        counter("weft_ingest_attributes_dropped_total", "Attributes dropped by the count limit.", l(&self.attributes_dropped));
-        counter("weft_ingest_attribute_values_truncated_total", "Attribute values cut to the length limit.", l(&self.attribute_values_truncated));
+        counter(
+            "weft_ingest_invalid_requests_total",
+            "Requests rejected as undecodable.",
+            l(&self.rejected_invalid_requests),
+        );
+        counter(
+            "weft_ingest_invalid_spans_total",
+            "Spans rejected individually (invalid IDs), reported through partial_success.",
+            l(&self.rejected_invalid_spans),
+        );
+        counter(
+            "weft_ingest_attributes_dropped_total",
+            "Attributes dropped by the count limit.",
+            l(&self.attributes_dropped),
+        );
+        counter(
+            "weft_ingest_attribute_values_truncated_total",
+            "Attribute values cut to the length limit.",
+            l(&self.attribute_values_truncated),
+        );
         counter("weft_log_appends_total", "Records appended to the write-ahead log.", l(&self.log_appends));
         counter("weft_log_bytes_total", "Bytes appended to the write-ahead log.", l(&self.log_bytes));
-        counter("weft_log_replayed_records_total", "Records replayed from the log at start.", l(&self.log_replayed_records));
-        counter("weft_log_tail_bytes_cut_total", "Bytes of torn or corrupt log tail cut at start.", l(&self.log_tail_bytes_cut));
-        counter("weft_log_corrupt_records_total", "Corrupt records found in the log at start.", l(&self.log_corrupt_records));
-        counter("weft_log_write_errors_total", "Failed log writes or syncs (the requests were refused).", l(&self.log_write_errors));
+        counter(
+            "weft_log_replayed_records_total",
+            "Records replayed from the log at start.",
+            l(&self.log_replayed_records),
+        );
+        counter(
+            "weft_log_tail_bytes_cut_total",
+            "Bytes of torn or corrupt log tail cut at start.",
+            l(&self.log_tail_bytes_cut),
+        );
+        counter(
+            "weft_log_corrupt_records_total",
+            "Corrupt records found in the log at start.",
+            l(&self.log_corrupt_records),
+        );
+        counter(
+            "weft_log_write_errors_total",
+            "Failed log writes or syncs (the requests were refused).",
+            l(&self.log_write_errors),
+        );
         counter("weft_spans_processed_total", "Spans processed by the shards.", l(&self.spans_processed));
-        counter("weft_table_evicted_spans_total", "Spans that left the in-memory table (still in the log).", l(&self.table_evicted_spans));
+        counter(
+            "weft_table_evicted_spans_total",
+            "Spans that left the in-memory table (still in the log).",
+            l(&self.table_evicted_spans),
+        );
         let _ = writeln!(out, "# HELP weft_ingest_refused_total Requests refused with a retry delay or a size error, by reason.\n# TYPE weft_ingest_refused_total counter");
         for r in Refusal::ALL {
             let _ = writeln!(out, "weft_ingest_refused_total{{reason=\"{}\"}} {}", r.label(), self.refused(r));
@@ -176,16 +212,31 @@ impl Metrics {
         let mut gauge = |name: &str, help: &str, v: f64| {
             let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} gauge\n{name} {v}");
         };
-        gauge("weft_ingest_budget_used_bytes", "Bytes accepted and not yet processed.", l(&self.budget_used_bytes) as f64);
+        gauge(
+            "weft_ingest_budget_used_bytes",
+            "Bytes accepted and not yet processed.",
+            l(&self.budget_used_bytes) as f64,
+        );
         gauge("weft_ingest_budget_limit_bytes", "The ingest byte budget.", l(&self.budget_limit_bytes) as f64);
         gauge("weft_table_bytes", "Bytes of spans in the in-memory table.", l(&self.table_bytes) as f64);
-        gauge("weft_watermark_lag_seconds", "How far the watermark is behind the clock.", l(&self.watermark_lag_seconds) as f64 / 1e6);
-        let _ = writeln!(out, "# HELP weft_shard_queue_spans Spans waiting in each shard's queue.\n# TYPE weft_shard_queue_spans gauge");
+        gauge(
+            "weft_watermark_lag_seconds",
+            "How far the watermark is behind the clock.",
+            l(&self.watermark_lag_seconds) as f64 / 1e6,
+        );
+        let _ = writeln!(
+            out,
+            "# HELP weft_shard_queue_spans Spans waiting in each shard's queue.\n# TYPE weft_shard_queue_spans gauge"
+        );
         for (i, q) in self.shard_queue_spans.iter().enumerate() {
             let _ = writeln!(out, "weft_shard_queue_spans{{shard=\"{i}\"}} {}", l(q));
         }
         self.log_fsync_seconds.render("weft_log_fsync_seconds", "Time of each log sync.", &mut out);
-        self.log_group_commit_size.render("weft_log_group_commit_size", "Requests made durable by each sync.", &mut out);
+        self.log_group_commit_size.render(
+            "weft_log_group_commit_size",
+            "Requests made durable by each sync.",
+            &mut out,
+        );
         out
     }
 }

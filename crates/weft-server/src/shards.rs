@@ -155,7 +155,12 @@ fn span_bytes(s: &StoredSpan) -> usize {
 
 impl Shards {
     /// Starts `n` shard threads whose tables hold up to `table_bytes` in total.
-    pub fn start(n: usize, table_bytes: usize, metrics: Arc<Metrics>, subscribers: Arc<Vec<Arc<dyn Subscriber>>>) -> Self {
+    pub fn start(
+        n: usize,
+        table_bytes: usize,
+        metrics: Arc<Metrics>,
+        subscribers: Arc<Vec<Arc<dyn Subscriber>>>,
+    ) -> Self {
         let per_shard = table_bytes / n.max(1);
         let mut senders = Vec::new();
         let mut tables = Vec::new();
@@ -345,7 +350,10 @@ mod tests {
                             .map(|k| {
                                 let mut id = vec![0u8; 16];
                                 id[8..].copy_from_slice(&(p * 1_000_000 + i * 10 + k + 1).to_le_bytes());
-                                StoredSpan { service: Arc::from("s"), span: Span { trace_id: id, ..Default::default() } }
+                                StoredSpan {
+                                    service: Arc::from("s"),
+                                    span: Span { trace_id: id, ..Default::default() },
+                                }
                             })
                             .collect();
                         shards.route(spans, arrival, budget.try_take(100).unwrap());

@@ -136,10 +136,7 @@ impl Wal {
         sync_dir(dir)?;
         let (tx, rx) = mpsc::channel();
         let writer = Writer { dir: dir.to_path_buf(), seq: next_seq, file, size: 0, segment_bytes, metrics };
-        std::thread::Builder::new()
-            .name("weft-wal".into())
-            .spawn(move || writer.run(rx))
-            .map_err(io(dir))?;
+        std::thread::Builder::new().name("weft-wal".into()).spawn(move || writer.run(rx)).map_err(io(dir))?;
         Ok((Wal { tx, dir: Arc::new(dir.to_path_buf()) }, report))
     }
 
@@ -149,7 +146,9 @@ impl Wal {
         self.tx.send(Append { time, payload, done }).map_err(|_| WalError::Closed)?;
         match wait.await {
             Ok(Ok(())) => Ok(()),
-            Ok(Err(why)) => Err(WalError::Io { path: self.dir.display().to_string(), source: std::io::Error::other(why) }),
+            Ok(Err(why)) => {
+                Err(WalError::Io { path: self.dir.display().to_string(), source: std::io::Error::other(why) })
+            }
             Err(_) => Err(WalError::Closed),
         }
     }
@@ -366,7 +365,8 @@ mod tests {
             }
         });
         drop(w);
-        let (_, path) = segments(&dir).unwrap().into_iter().find(|(_, p)| std::fs::metadata(p).unwrap().len() > 0).unwrap();
+        let (_, path) =
+            segments(&dir).unwrap().into_iter().find(|(_, p)| std::fs::metadata(p).unwrap().len() > 0).unwrap();
         // A crash in the middle of the sixth record's write.
         let mut partial = Vec::new();
         encode_record(5, b"hello world", &mut partial);

@@ -1,0 +1,164 @@
+//! Starting the real `weft` binary and talking to it over 127.0.0.1.
+#![allow(dead_code)]
+
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+pub const WEFT: &str = env!("CARGO_BIN_EXE_weft");
+
+/// A fresh, empty directory under the system temp dir.
+pub fn temp_dir(name: &str) -> PathBuf {
+    let d = std::env::temp_dir().join(format!("weft-test-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&d);
+    std::fs::create_dir_all(&d).unwrap();
+    d
+}
+
+/// The addresses a running server wrote to `ports.json`.
+#[derive(Clone, Copy, Debug)]
+pub struct Ports {
+    pub grpc: SocketAddr,
+    pub otlp_http: SocketAddr,
+    pub http: SocketAddr,
+}
+
+/// A `weft serve` child process, killed when dropped.
+pub struct Serve {
+    pub child: Child,
+    pub ports: Ports,
+    pub dir: PathBuf,
+    pub log: PathBuf,
+}
+
+impl Serve {
+    /// Starts `weft serve` on free ports in `dir`, with extra flags.
+    pub fn start(dir: &Path, extra: &[&str]) -> Serve {
+        let _ = std::fs::remove_file(dir.join("ports.json"));
+        let log = dir.with_extension("log");
+        let child = Command::new(WEFT)
+            .args(["serve", "--data-dir"])
+            .arg(dir)
+            .args(["--otlp-grpc", "127.0.0.1:0", "--otlp-http", "127.0.0.1:0", "--http", "127.0.0.1:0"])
+            .args(extra)
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(&log).unwrap())
+            .spawn()
+            .expect("weft serve starts");
+        let deadline = Instant::now() + Duration::from_secs(30);
+        let ports = loop {
+            if let Ok(text) = std::fs::read_to_string(dir.join("ports.json")) {
+                if let Ok(v) = serde_json::from_str::<serde_json::Value>(&text) {
+                    let p = |k: &str| v[k].as_str().unwrap().parse().unwrap();
+                    break Ports { grpc: p("otlp_grpc"), otlp_http: p("otlp_http"), http: p("http") };
+                }
+            }
+            assert!(Instant::now() < deadline, "no ports.json: {}", std::fs::read_to_string(&log).unwrap_or_default());
+            std::thread::sleep(Duration::from_millis(20));
+        };
+        Serve { child, ports, dir: dir.to_path_buf(), log }
+    }
+
+    pub fn log_text(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// SIGKILL, no goodbye.
+    pub fn kill9(mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    /// SIGTERM and wait for the exit status.
+    pub fn terminate(mut self) -> std::process::ExitStatus {
+        let pid = self.child.id().to_string();
+        let _ = Command::new("kill").args(["-TERM", &pid]).status();
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            if let Some(st) = self.child.try_wait().unwrap() {
+                return st;
+            }
+            assert!(Instant::now() < deadline, "weft serve did not exit after SIGTERM");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+impl Drop for Serve {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A minimal HTTP/1.1 exchange: (status, headers text, body).
+pub fn http(
+    addr: SocketAddr,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: &[u8],
+) -> (u16, String, Vec<u8>) {
+    let mut s = TcpStream::connect(addr).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+    let mut req =
+        format!("{method} {path} HTTP/1.1\r\nHost: test\r\nConnection: close\r\nContent-Length: {}\r\n", body.len());
+    for (k, v) in headers {
+        req.push_str(&format!("{k}: {v}\r\n"));
+    }
+    req.push_str("\r\n");
+    s.write_all(req.as_bytes()).unwrap();
+    s.write_all(body).unwrap();
+    let mut out = Vec::new();
+    s.read_to_end(&mut out).unwrap();
+    let split = out.windows(4).position(|w| w == b"\r\n\r\n").expect("a response");
+    let head = String::from_utf8_lossy(&out[..split]).to_string();
+    let status = head.split_whitespace().nth(1).unwrap().parse().unwrap();
+    let mut body = out[split + 4..].to_vec();
+    if head.to_ascii_lowercase().contains("transfer-encoding: chunked") {
+        body = dechunk(&body);
+    }
+    (status, head, body)
+}
+
+fn dechunk(mut b: &[u8]) -> Vec<u8> {
+    let mut out = Vec::new();
+    while let Some(nl) = b.windows(2).position(|w| w == b"\r\n") {
+        let n = usize::from_str_radix(std::str::from_utf8(&b[..nl]).unwrap().trim(), 16).unwrap_or(0);
+        if n == 0 {
+            break;
+        }
+        out.extend_from_slice(&b[nl + 2..nl + 2 + n]);
+        b = &b[nl + 2 + n + 2..];
+    }
+    out
+}
+
+/// Runs `weft loadgen` and returns its JSON summary.
+pub fn loadgen(args: &[&str]) -> serde_json::Value {
+    let out = Command::new(WEFT).arg("loadgen").args(args).arg("--json").output().unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "loadgen failed: {}\n{}", text, String::from_utf8_lossy(&out.stderr));
+    serde_json::from_str(text.lines().last().unwrap()).unwrap()
+}
+
+/// Asks the server which of these trace IDs it does not hold: (missing, spans held).
+pub fn missing(addr: SocketAddr, ids: &[String]) -> (Vec<String>, u64) {
+    let (status, _, body) = http(addr, "POST", "/api/debug/missing", &[], ids.join("\n").as_bytes());
+    assert_eq!(status, 200, "{}", String::from_utf8_lossy(&body));
+    let v: serde_json::Value = serde_json::from_slice(&body).unwrap();
+    let missing = v["missing"].as_array().unwrap().iter().map(|m| m.as_str().unwrap().to_owned()).collect();
+    (missing, v["spans"].as_u64().unwrap())
+}
+
+/// Whole trace IDs from an ack log (a line cut by a kill is skipped).
+pub fn acked(path: &Path) -> Vec<String> {
+    std::fs::read_to_string(path)
+        .unwrap_or_default()
+        .lines()
+        .filter(|l| l.len() == 32 && l.bytes().all(|b| b.is_ascii_hexdigit()))
+        .map(str::to_owned)
+        .collect()
+}
