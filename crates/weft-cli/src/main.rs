@@ -53,6 +53,9 @@ struct ServeArgs {
     /// Shards (default: cores).
     #[arg(long)]
     shards: Option<String>,
+    /// Bytes of spans kept in memory until the store exists (default 512M).
+    #[arg(long)]
+    memory_table: Option<String>,
 }
 
 fn main() -> Result<()> {
@@ -85,6 +88,7 @@ fn serve(args: ServeArgs) -> Result<()> {
         ingest_budget: args.ingest_budget,
         max_request: args.max_request,
         shards: args.shards,
+        memory_table: args.memory_table,
         ..Default::default()
     };
     flags.apply(&mut cfg, "flags")?;

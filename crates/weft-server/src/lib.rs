@@ -231,7 +231,15 @@ async fn serve(listener: tokio::net::TcpListener, state: Arc<State>, mut stop: t
                 let _ = sock.set_nodelay(true);
                 let st = state.clone();
                 let svc = hyper::service::service_fn(move |req| http::handle(st.clone(), req));
-                let builder = hyper_util::server::conn::auto::Builder::new(hyper_util::rt::TokioExecutor::new());
+                let mut builder = hyper_util::server::conn::auto::Builder::new(hyper_util::rt::TokioExecutor::new());
+                // HTTP/2's default 64 KiB windows let one gRPC connection carry
+                // one request body at a time; clients multiplex many requests on
+                // one connection. Bodies are bounded by admission, not by windows.
+                builder
+                    .http2()
+                    .initial_stream_window_size(2 << 20)
+                    .initial_connection_window_size(8 << 20)
+                    .max_concurrent_streams(1024);
                 let conn = builder.serve_connection(hyper_util::rt::TokioIo::new(sock), svc).into_owned();
                 let conn = graceful.watch(conn);
                 tokio::spawn(async move {

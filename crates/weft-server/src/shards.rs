@@ -149,8 +149,37 @@ pub fn shard_of(trace_id: &[u8], n: usize) -> usize {
     (u64::from_le_bytes(k) % n as u64) as usize
 }
 
+/// Heap and inline bytes a stored span takes in memory (its decoded structs, not
+/// its wire size, which is several times smaller).
 fn span_bytes(s: &StoredSpan) -> usize {
-    s.span.encoded_len() + 64
+    use opentelemetry_proto::tonic::common::v1::{AnyValue, KeyValue};
+    fn value(v: Option<&AnyValue>) -> usize {
+        use opentelemetry_proto::tonic::common::v1::any_value::Value;
+        match v.and_then(|v| v.value.as_ref()) {
+            Some(Value::StringValue(s)) => s.capacity(),
+            Some(Value::BytesValue(b)) => b.capacity(),
+            Some(Value::ArrayValue(a)) => a.values.iter().map(|v| size_of::<AnyValue>() + value(Some(v))).sum(),
+            Some(Value::KvlistValue(l)) => attrs(&l.values),
+            _ => 0,
+        }
+    }
+    fn attrs(a: &[KeyValue]) -> usize {
+        a.iter()
+            .map(|kv| size_of::<KeyValue>() + kv.key.capacity() + size_of::<AnyValue>() + value(kv.value.as_ref()))
+            .sum()
+    }
+    let sp = &s.span;
+    size_of::<StoredSpan>()
+        + sp.trace_id.capacity()
+        + sp.span_id.capacity()
+        + sp.parent_span_id.capacity()
+        + sp.trace_state.capacity()
+        + sp.name.capacity()
+        + attrs(&sp.attributes)
+        + sp.events.iter().map(|e| size_of_val(e) + e.name.capacity() + attrs(&e.attributes)).sum::<usize>()
+        + sp.links.iter().map(|l| size_of_val(l) + l.trace_id.capacity() + l.span_id.capacity() + attrs(&l.attributes)).sum::<usize>()
+        // Allocator rounding and the table's own entry.
+        + 16 * (3 + sp.attributes.len())
 }
 
 impl Shards {

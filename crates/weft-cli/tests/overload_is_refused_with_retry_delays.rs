@@ -1,0 +1,74 @@
+//! Overload: many more concurrent requests than the ingest budget holds. The
+//! server refuses the excess with 429 / RESOURCE_EXHAUSTED and a retry delay
+//! (never a drop after accepting), its memory stays under its bounds, and the
+//! retrying load generator loses nothing.
+
+mod common;
+
+use common::{acked, http, loadgen, missing, temp_dir, Serve};
+
+fn peak_rss_kb(pid: u32) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .ok()
+        .and_then(|s| {
+            s.lines().find(|l| l.starts_with("VmHWM:")).and_then(|l| l.split_whitespace().nth(1)?.parse().ok())
+        })
+        .unwrap_or(0)
+}
+
+fn metric(addr: std::net::SocketAddr, name: &str) -> f64 {
+    let (_, _, body) = http(addr, "GET", "/metrics", &[], b"");
+    String::from_utf8_lossy(&body)
+        .lines()
+        .find(|l| l.starts_with(name) && l.as_bytes().get(name.len()) == Some(&b' '))
+        .and_then(|l| l.rsplit(' ').next()?.parse().ok())
+        .unwrap_or(-1.0)
+}
+
+#[test]
+fn overload_gets_retry_delays_bounded_memory_and_no_loss() {
+    let dir = temp_dir("overload");
+    let budget_mb = 1;
+    let table_mb = 64;
+    let serve = Serve::start(
+        &dir.join("data"),
+        &["--ingest-budget", &format!("{budget_mb}M"), "--memory-table", &format!("{table_mb}M")],
+    );
+    let p = serve.ports;
+    let ack = dir.join("ack.txt");
+    for (proto, addr) in [("grpc", p.grpc), ("http", p.otlp_http)] {
+        let s = loadgen(&[
+            "--endpoint",
+            &format!("http://{addr}"),
+            "--protocol",
+            proto,
+            "--duration",
+            "3s",
+            "--concurrency",
+            "128",
+            "--ack-log",
+            ack.to_str().unwrap(),
+        ]);
+        assert!(s["refused_requests"].as_u64().unwrap() > 0, "{proto}: the budget was never reached: {s}");
+        assert_eq!(s["failed_spans"], 0, "{proto}: {s}");
+        assert_eq!(s["sent_spans"], s["accepted_spans"], "{proto}: the retrying client lost nothing: {s}");
+    }
+    assert!(metric(p.http, "weft_ingest_refused_total{reason=\"budget\"}") > 0.0);
+    let ids = acked(&ack);
+    let (absent, _) = missing(p.http, &ids);
+    // The in-memory table is small here: traces it let go of (oldest first) are
+    // counted, and are still in the log.
+    let evicted = metric(p.http, "weft_table_evicted_spans_total");
+    assert!(
+        (absent.len() * 10) as f64 <= evicted,
+        "{} acknowledged traces absent, {evicted} spans evicted",
+        absent.len()
+    );
+    // Bounds: the ingest budget, the in-memory table, and a fixed allowance for
+    // the runtime, connections and request bodies being read.
+    let peak_mb = peak_rss_kb(serve.child.id()) / 1024;
+    let bound = budget_mb + table_mb + 96;
+    eprintln!("peak RSS {peak_mb} MiB (bound {bound} MiB)");
+    assert!(peak_mb < bound, "peak RSS {peak_mb} MiB over the {bound} MiB bound");
+    let _ = std::fs::remove_dir_all(dir);
+}
