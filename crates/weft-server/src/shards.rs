@@ -20,7 +20,6 @@ use std::sync::{mpsc, Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use opentelemetry_proto::tonic::trace::v1::Span;
-use prost::Message;
 
 use crate::admission::Permit;
 use crate::metrics::Metrics;
