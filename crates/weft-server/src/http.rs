@@ -327,9 +327,10 @@ pub fn stored_spans(
             })
             .unwrap_or("");
         let service: Arc<str> = Arc::from(service);
+        let resource = Arc::new(rs.resource.map(|r| r.attributes).unwrap_or_default());
         for ss in rs.scope_spans {
             for span in ss.spans {
-                out.push(StoredSpan { service: service.clone(), span });
+                out.push(StoredSpan { service: service.clone(), resource: resource.clone(), span });
             }
         }
     }
@@ -346,7 +347,13 @@ fn debug_trace(state: &State, hex: &str) -> http::Response<Body> {
     }
     let spans: Vec<serde_json::Value> = spans
         .iter()
-        .map(|s| serde_json::json!({"service": &*s.service, "span": serde_json::to_value(&s.span).unwrap_or_default()}))
+        .map(|s| {
+            serde_json::json!({
+                "service": &*s.service,
+                "resource": serde_json::to_value(&*s.resource).unwrap_or_default(),
+                "span": serde_json::to_value(&s.span).unwrap_or_default(),
+            })
+        })
         .collect();
     json(StatusCode::OK, serde_json::json!({"traceId": hex, "spans": spans}))
 }

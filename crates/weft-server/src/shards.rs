@@ -29,6 +29,8 @@ use crate::metrics::Metrics;
 pub struct StoredSpan {
     /// `service.name` of its resource ("" if none).
     pub service: Arc<str>,
+    /// Its resource's attributes (shared by the spans of one resource).
+    pub resource: Arc<Vec<opentelemetry_proto::tonic::common::v1::KeyValue>>,
     /// The span.
     pub span: Span,
 }
