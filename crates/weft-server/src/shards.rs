@@ -382,6 +382,7 @@ mod tests {
                                 id[8..].copy_from_slice(&(p * 1_000_000 + i * 10 + k + 1).to_le_bytes());
                                 StoredSpan {
                                     service: Arc::from("s"),
+                                    resource: Arc::default(),
                                     span: Span { trace_id: id, ..Default::default() },
                                 }
                             })
