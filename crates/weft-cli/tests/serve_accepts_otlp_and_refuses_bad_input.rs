@@ -165,9 +165,10 @@ fn accepts_otlp_reads_it_back_and_refuses_bad_input() {
     }
 
     // SIGTERM: a clean exit, the log synced.
+    let log_file = serve.log.clone();
     let status = serve.terminate();
     assert!(status.success(), "{status:?}");
-    let log = std::fs::read_to_string(dir.join("data.log")).unwrap();
+    let log = std::fs::read_to_string(log_file).unwrap();
     assert!(log.contains("the log is synced"), "{log}");
     let _ = std::fs::remove_dir_all(dir);
 }

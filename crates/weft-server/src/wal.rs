@@ -298,7 +298,7 @@ impl Writer {
                 // Cut back to the last acknowledged record so that a partial write
                 // never sits between acknowledged records.
                 let repaired = self.file.set_len(start).and_then(|_| self.file.seek(SeekFrom::Start(start))).is_ok();
-                tracing::error!(error = %e, repaired, "write-ahead log write failed; refusing requests until it works again");
+                tracing::error!(error = %e, repaired, bytes = buf.len(), file_len = self.file.metadata().map(|m| m.len()).unwrap_or(0), start, "write-ahead log write failed; refusing requests until it works again");
                 Err(format!("log write failed: {e}"))
             }
         }

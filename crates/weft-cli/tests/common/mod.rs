@@ -37,7 +37,10 @@ impl Serve {
     /// Starts `weft serve` on free ports in `dir`, with extra flags.
     pub fn start(dir: &Path, extra: &[&str]) -> Serve {
         let _ = std::fs::remove_file(dir.join("ports.json"));
-        let log = dir.with_extension("log");
+        // Logs live outside the data directory (which a test may fill up).
+        static STARTS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+        let n = STARTS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let log = std::env::temp_dir().join(format!("weft-serve-{}-{n}.log", std::process::id()));
         let child = Command::new(WEFT)
             .args(["serve", "--data-dir"])
             .arg(dir)
