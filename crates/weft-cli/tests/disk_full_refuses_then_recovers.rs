@@ -51,7 +51,7 @@ fn disk_full_refuses_with_retry_then_recovers() {
     std::fs::write(&filler, vec![0u8; (avail - 1_500_000) as usize]).unwrap();
 
     let ack = dir.join("ack.txt");
-    let mut load = Command::new(WEFT)
+    let load = Command::new(WEFT)
         .args([
             "loadgen",
             "--endpoint",
