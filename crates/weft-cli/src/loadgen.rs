@@ -138,8 +138,10 @@ impl Gen {
         z ^ (z >> 31)
     }
 
-    /// One request: its body, span count and trace IDs.
-    fn request(&self) -> (Bytes, u64, Vec<[u8; 16]>) {
+    /// One request built field by field: its body, span count and trace IDs.
+    /// The load itself uses [`Templates`], which patch fresh IDs and times into
+    /// requests built this way, so that the client spends its CPU sending.
+    fn build(&self) -> (Bytes, u64, Vec<[u8; 16]>) {
         let now = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_nanos() as u64);
         let service = (self.next() % u64::from(self.services)) as u32;
         let mut spans = Vec::with_capacity((self.traces_per_request * self.spans_per_trace) as usize);
@@ -204,6 +206,109 @@ impl Gen {
     }
 }
 
+/// Where a value goes in an encoded template.
+#[derive(Clone, Copy, Debug)]
+enum Slot {
+    /// Trace `t`'s ID (16 bytes).
+    Trace(usize),
+    /// Span `n`'s ID (8 bytes; also where it is a parent).
+    Span(usize),
+    /// A start time (8 bytes, fixed64).
+    Start,
+    /// An end time.
+    End,
+}
+
+/// Pre-encoded requests (one per service) with the offsets of every ID and
+/// time, so each request costs a copy and a few writes instead of an encoding.
+struct Templates {
+    bodies: Vec<Vec<u8>>,
+    slots: Vec<Vec<(usize, Slot)>>,
+    traces: usize,
+    spans: usize,
+}
+
+fn find_all(hay: &[u8], needle: &[u8]) -> Vec<usize> {
+    hay.windows(needle.len()).enumerate().filter(|(_, w)| *w == needle).map(|(i, _)| i).collect()
+}
+
+impl Templates {
+    fn new(gen: &Gen) -> Templates {
+        let mut bodies = Vec::new();
+        let mut all_slots = Vec::new();
+        let (mut traces, mut spans) = (0, 0);
+        for service in 0..gen.services {
+            let (body, _, _) = gen.build();
+            let mut req = ExportTraceServiceRequest::decode(body).unwrap_or_default();
+            for rs in &mut req.resource_spans {
+                if let Some(r) = rs.resource.as_mut() {
+                    for kv in &mut r.attributes {
+                        kv.value = Some(Any { value: Some(AnyValue::StringValue(format!("service-{service}"))) });
+                    }
+                }
+            }
+            // Placeholders: the IDs gen made are random, so each occurs once per use.
+            let list: Vec<Span> =
+                req.resource_spans.iter().flat_map(|r| &r.scope_spans).flat_map(|s| s.spans.clone()).collect();
+            // Distinct start/end placeholders per span, to find them.
+            for (i, sp) in
+                req.resource_spans.iter_mut().flat_map(|r| &mut r.scope_spans).flat_map(|s| &mut s.spans).enumerate()
+            {
+                sp.start_time_unix_nano = 0x5a5a_0000_0000_0000 | (i as u64) << 16 | 0x1111;
+                sp.end_time_unix_nano = 0x5a5a_0000_0000_0000 | (i as u64) << 16 | 0x2222;
+            }
+            let body = req.encode_to_vec();
+            let mut slots = Vec::new();
+            let mut trace_ids: Vec<Vec<u8>> = Vec::new();
+            for sp in &list {
+                if !trace_ids.contains(&sp.trace_id) {
+                    trace_ids.push(sp.trace_id.clone());
+                }
+            }
+            for (t, id) in trace_ids.iter().enumerate() {
+                slots.extend(find_all(&body, id).into_iter().map(|o| (o, Slot::Trace(t))));
+            }
+            for (n, sp) in list.iter().enumerate() {
+                slots.extend(find_all(&body, &sp.span_id).into_iter().map(|o| (o, Slot::Span(n))));
+                let start = (0x5a5a_0000_0000_0000u64 | (n as u64) << 16 | 0x1111).to_le_bytes();
+                let end = (0x5a5a_0000_0000_0000u64 | (n as u64) << 16 | 0x2222).to_le_bytes();
+                slots.extend(find_all(&body, &start).into_iter().map(|o| (o, Slot::Start)));
+                slots.extend(find_all(&body, &end).into_iter().map(|o| (o, Slot::End)));
+            }
+            traces = trace_ids.len();
+            spans = list.len();
+            bodies.push(body);
+            all_slots.push(slots);
+        }
+        Templates { bodies, slots: all_slots, traces, spans }
+    }
+
+    /// A request with fresh IDs and the current time.
+    fn request(&self, gen: &Gen) -> (Bytes, u64, Vec<[u8; 16]>) {
+        let k = (gen.next() % self.bodies.len() as u64) as usize;
+        let mut body = self.bodies[k].clone();
+        let ids: Vec<[u8; 16]> = (0..self.traces)
+            .map(|_| {
+                let mut t = [0u8; 16];
+                t[..8].copy_from_slice(&gen.next().to_le_bytes());
+                t[8..].copy_from_slice(&(gen.next() | 1).to_le_bytes());
+                t
+            })
+            .collect();
+        let span_ids: Vec<[u8; 8]> = (0..self.spans).map(|_| (gen.next() | 1).to_le_bytes()).collect();
+        let now = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_nanos() as u64);
+        for &(off, slot) in &self.slots[k] {
+            match slot {
+                Slot::Trace(t) => body[off..off + 16].copy_from_slice(&ids[t]),
+                Slot::Span(n) => body[off..off + 8].copy_from_slice(&span_ids[n]),
+                Slot::Start => body[off..off + 8].copy_from_slice(&(now - 1_000_000).to_le_bytes()),
+                Slot::End => body[off..off + 8].copy_from_slice(&now.to_le_bytes()),
+            }
+        }
+        (Bytes::from(body), self.spans as u64, ids)
+    }
+}
+
 /// Runs the load and prints the summary.
 pub fn run(args: Args) -> Result<()> {
     let endpoint = match args.protocol {
@@ -236,6 +341,7 @@ pub fn run(args: Args) -> Result<()> {
         traces_per_request: args.traces_per_request,
         seed: AtomicU64::new(SystemTime::now().duration_since(UNIX_EPOCH).map_or(1, |d| d.as_nanos() as u64)),
     });
+    let templates = Arc::new(Templates::new(&gen));
     let start = Instant::now();
     let elapsed = rt.block_on(async {
         let client = RawClient::new(&endpoint, protocol, weft_otlp::Compression::None, Duration::from_secs(10))
@@ -247,6 +353,7 @@ pub fn run(args: Args) -> Result<()> {
         for w in 0..args.concurrency {
             let (client, totals, gen, ack, stop) =
                 (client.clone(), totals.clone(), gen.clone(), ack.clone(), stop_sending.clone());
+            let templates = templates.clone();
             let rate = args.rate;
             let workers = f64::from(args.concurrency);
             tasks.push(tokio::spawn(async move {
@@ -262,7 +369,7 @@ pub fn run(args: Args) -> Result<()> {
                         tokio::time::sleep_until(due.into()).await;
                     }
                     n += 1;
-                    let (body, spans, ids) = gen.request();
+                    let (body, spans, ids) = templates.request(&gen);
                     deliver(&client, body, spans, &ids, &totals, &ack, deadline + Duration::from_secs(30)).await;
                 }
             }));
@@ -405,7 +512,7 @@ mod tests {
     fn requests_are_valid_otlp_with_whole_traces() {
         let g =
             Gen { services: 5, spans_per_trace: 10, attributes: 11, traces_per_request: 3, seed: AtomicU64::new(1) };
-        let (body, n, ids) = g.request();
+        let (body, n, ids) = Templates::new(&g).request(&g);
         assert_eq!(n, 30);
         let req = ExportTraceServiceRequest::decode(body).unwrap();
         let spans = &req.resource_spans[0].scope_spans[0].spans;
@@ -414,5 +521,18 @@ mod tests {
         for id in &ids {
             assert_eq!(spans.iter().filter(|s| s.trace_id == id).count(), 10);
         }
+        // Fresh IDs every time, parents pointing at their trace's root, real times.
+        let (body2, _, ids2) = Templates::new(&g).request(&g);
+        assert!(ids.iter().all(|i| !ids2.contains(i)));
+        let req2 = ExportTraceServiceRequest::decode(body2).unwrap();
+        let spans2 = &req2.resource_spans[0].scope_spans[0].spans;
+        for s in spans2.iter().filter(|s| !s.parent_span_id.is_empty()) {
+            let root = spans2.iter().find(|r| r.span_id == s.parent_span_id).expect("parent in the request");
+            assert_eq!(root.trace_id, s.trace_id);
+            assert!(root.parent_span_id.is_empty());
+        }
+        let now = SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_nanos() as u64;
+        assert!(spans2.iter().all(|s| s.end_time_unix_nano <= now && now - s.end_time_unix_nano < 60_000_000_000));
+        assert!(spans2.iter().all(|s| s.end_time_unix_nano - s.start_time_unix_nano == 1_000_000));
     }
 }

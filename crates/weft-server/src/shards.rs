@@ -124,7 +124,8 @@ struct Batch {
 /// A shard's traces, oldest first for eviction.
 #[derive(Default)]
 struct Table {
-    traces: HashMap<[u8; 16], Vec<StoredSpan>>,
+    /// Each trace's spans and the bytes they take.
+    traces: HashMap<[u8; 16], (Vec<StoredSpan>, usize)>,
     order: VecDeque<[u8; 16]>,
     bytes: usize,
 }
@@ -212,17 +213,19 @@ impl Shards {
                             if s.span.trace_id.len() == 16 {
                                 id.copy_from_slice(&s.span.trace_id);
                             }
-                            tab.bytes += span_bytes(&s);
+                            let size = span_bytes(&s);
+                            tab.bytes += size;
                             let e = tab.traces.entry(id).or_default();
-                            if e.is_empty() {
+                            if e.0.is_empty() {
                                 tab.order.push_back(id);
                             }
-                            e.push(s);
+                            e.0.push(s);
+                            e.1 += size;
                         }
                         while tab.bytes > per_shard {
                             let Some(old) = tab.order.pop_front() else { break };
-                            if let Some(spans) = tab.traces.remove(&old) {
-                                tab.bytes -= spans.iter().map(span_bytes).sum::<usize>();
+                            if let Some((spans, size)) = tab.traces.remove(&old) {
+                                tab.bytes -= size;
                                 m.table_evicted_spans.fetch_add(spans.len() as u64, Ordering::Relaxed);
                             }
                         }
@@ -268,7 +271,7 @@ impl Shards {
     pub fn trace(&self, trace_id: &[u8; 16]) -> Vec<StoredSpan> {
         let i = shard_of(trace_id, self.tables.len());
         let tab = self.tables[i].lock().unwrap_or_else(|e| e.into_inner());
-        tab.traces.get(trace_id).cloned().unwrap_or_default()
+        tab.traces.get(trace_id).map(|(s, _)| s.clone()).unwrap_or_default()
     }
 
     /// Bytes held in the tables (also published as a metric).
