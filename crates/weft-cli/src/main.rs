@@ -59,7 +59,7 @@ struct ServeArgs {
     /// Shards (default: cores).
     #[arg(long)]
     shards: Option<String>,
-    /// Bytes of spans kept in memory until the store exists (default 512M).
+    /// Bytes of spans kept in memory until the store exists (default 128M).
     #[arg(long)]
     memory_table: Option<String>,
 }

@@ -36,7 +36,7 @@ pub struct ServeConfig {
     /// Longest string attribute value in bytes (default 4096); longer values are
     /// cut at a character boundary and counted.
     pub max_attribute_value_bytes: usize,
-    /// Bytes of spans the in-memory trace table keeps (default 512 MiB). Until the
+    /// Bytes of spans the in-memory trace table keeps (default 128 MiB). Until the
     /// store exists, this table is where processed spans live; beyond it the
     /// oldest traces leave memory (they stay in the log) and are counted.
     pub memory_table_bytes: usize,
@@ -56,7 +56,7 @@ impl Default for ServeConfig {
             wal_segment_bytes: 64 << 20,
             max_attributes: 128,
             max_attribute_value_bytes: 4096,
-            memory_table_bytes: 512 << 20,
+            memory_table_bytes: 128 << 20,
         }
     }
 }
