@@ -29,7 +29,7 @@ fn span(trace: [u8; 16], id: u8) -> Span {
 #[test]
 fn accepts_otlp_reads_it_back_and_refuses_bad_input() {
     let dir = temp_dir("serve");
-    let serve = Serve::start(&dir.join("data"), &["--max-request", "64k"]);
+    let serve = Serve::start(&dir.join("data"), &["--max-request", "64k", "--memory-table", "1G"]);
     let p = serve.ports;
     let ack = dir.join("ack.txt");
 
@@ -52,7 +52,8 @@ fn accepts_otlp_reads_it_back_and_refuses_bad_input() {
     let ids = common::acked(&ack);
     let (lost, spans) = missing(p.http, &ids);
     assert!(lost.is_empty(), "{} lost", lost.len());
-    assert_eq!(spans, ids.len() as u64 * 10);
+    // At least once: a request whose answer was lost may have been sent twice.
+    assert!(spans >= ids.len() as u64 * 10, "{spans} spans for {} traces", ids.len());
 
     let post = |ct: &str, extra: &[(&str, &str)], body: &[u8]| {
         let mut h = vec![("Content-Type", ct)];
