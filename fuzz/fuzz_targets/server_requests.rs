@@ -1,5 +1,5 @@
-//! Everything `weft serve` reads from outside: OTLP request bodies as protobuf,
-//! JSON or gzip, checked span by span; and write-ahead log records read back
+//! Everything `weft serve` reads from outside: OTLP request bodies as protobuf
+//! (scanned and decoded), JSON or gzip, checked span by span; and write-ahead log records read back
 //! from disk at replay. None of it may panic.
 #![no_main]
 
@@ -10,6 +10,9 @@ const LIMITS: Limits = Limits { max_attributes: 4, max_value_bytes: 16 };
 
 fuzz_target!(|data: &[u8]| {
     let Some((&mode, body)) = data.split_first() else { return };
+    if let Some(sc) = weft_server::decode::scan(body, LIMITS) {
+        assert!(sc.spans.len() < body.len() + 1);
+    }
     let body = match mode % 3 {
         0 => body.to_vec(),
         1 => match gunzip(body, 1 << 20) {

@@ -1,6 +1,12 @@
 //! Turning an OTLP request body into checked spans: decompression (bounded),
 //! protobuf or JSON decoding, per-span ID validation and attribute limits.
 //!
+//! The fast path, [`scan`], walks a protobuf request without decoding it and,
+//! when every span can be kept exactly as sent, returns where the spans lie so
+//! they are kept as slices of the request buffer; anything it cannot vouch for
+//! goes through the full decoder ([`decode`] + [`check`]), which reaches the same
+//! verdict (a property test compares them).
+//!
 //! Undecodable bodies are an error for the whole request (400 /
 //! INVALID_ARGUMENT with the decoder's message). Spans with invalid IDs are
 //! removed one by one and reported back through OTLP `partial_success`.
@@ -126,6 +132,212 @@ fn limit_attrs(attrs: &mut Vec<KeyValue>, dropped: &mut u32, limits: Limits, c: 
     }
 }
 
+/// A protobuf request read without decoding it: where each resource and span
+/// lies in the body, so spans can be kept as slices of the request buffer.
+#[derive(Debug, Default, PartialEq)]
+pub struct Scanned {
+    /// Each `ResourceSpans.resource`'s attributes (decoded: they are few).
+    pub resources: Vec<Vec<KeyValue>>,
+    /// Each span: its resource's index, its encoded `Span` message, its trace ID.
+    pub spans: Vec<(usize, std::ops::Range<usize>, [u8; 16])>,
+}
+
+/// One protobuf field.
+enum Wire {
+    Varint,
+    Fixed,
+    Len(std::ops::Range<usize>),
+}
+
+fn read_varint(b: &[u8], at: &mut usize) -> Option<u64> {
+    let mut v = 0u64;
+    for shift in (0..64).step_by(7) {
+        let byte = *b.get(*at)?;
+        *at += 1;
+        v |= u64::from(byte & 0x7f) << shift;
+        if byte < 0x80 {
+            return Some(v);
+        }
+    }
+    None
+}
+
+/// Reads the next field of a message spanning `b[..end]` from `at`.
+fn next_field(b: &[u8], at: &mut usize, end: usize) -> Option<(u64, Wire)> {
+    let key = read_varint(&b[..end], at)?;
+    let (field, wire) = (key >> 3, key & 7);
+    if field == 0 {
+        return None;
+    }
+    let w = match wire {
+        0 => {
+            read_varint(&b[..end], at)?;
+            Wire::Varint
+        }
+        1 | 5 => {
+            let n = if wire == 1 { 8 } else { 4 };
+            if *at + n > end {
+                return None;
+            }
+            *at += n;
+            Wire::Fixed
+        }
+        2 => {
+            let len = usize::try_from(read_varint(&b[..end], at)?).ok()?;
+            let stop = at.checked_add(len).filter(|s| *s <= end)?;
+            let r = *at..stop;
+            *at = stop;
+            Wire::Len(r)
+        }
+        _ => return None,
+    };
+    Some((field, w))
+}
+
+/// Whether `r` of `b` is an `AnyValue` of a scalar kind within the limits.
+fn simple_any_value(b: &[u8], r: std::ops::Range<usize>, limits: Limits) -> Option<()> {
+    let mut at = r.start;
+    while at < r.end {
+        match next_field(b, &mut at, r.end)? {
+            (1, Wire::Len(s)) => {
+                if s.len() > limits.max_value_bytes {
+                    return None;
+                }
+                std::str::from_utf8(&b[s]).ok()?;
+            }
+            (2..=4, Wire::Varint | Wire::Fixed) => {}
+            // Arrays, key-value lists, bytes, or anything unexpected: the full
+            // decoder handles them.
+            _ => return None,
+        }
+    }
+    Some(())
+}
+
+/// Whether `r` is a span the fast path can keep as it is: valid IDs, names and
+/// attribute keys valid UTF-8, scalar attribute values within the limits, at
+/// most `max_attributes` attributes, no events or links (their own attributes
+/// would need checking too). Returns its trace ID.
+fn simple_span(b: &[u8], r: std::ops::Range<usize>, limits: Limits) -> Option<[u8; 16]> {
+    let mut at = r.start;
+    let (mut trace, mut has_span_id, mut attrs) = (None, false, 0usize);
+    while at < r.end {
+        match next_field(b, &mut at, r.end)? {
+            (1, Wire::Len(s)) => {
+                let id: [u8; 16] = b[s].try_into().ok()?;
+                if id == [0; 16] {
+                    return None;
+                }
+                trace = Some(id);
+            }
+            (2, Wire::Len(s)) => {
+                if s.len() != 8 || b[s].iter().all(|x| *x == 0) {
+                    return None;
+                }
+                has_span_id = true;
+            }
+            (4, Wire::Len(s)) => {
+                if !(s.is_empty() || (s.len() == 8 && b[s].iter().any(|x| *x != 0))) {
+                    return None;
+                }
+            }
+            (3 | 5, Wire::Len(s)) => {
+                std::str::from_utf8(&b[s]).ok()?;
+            }
+            (9, Wire::Len(kv)) => {
+                attrs += 1;
+                if attrs > limits.max_attributes {
+                    return None;
+                }
+                let mut k = kv.start;
+                while k < kv.end {
+                    match next_field(b, &mut k, kv.end)? {
+                        (1, Wire::Len(key)) => {
+                            std::str::from_utf8(&b[key]).ok()?;
+                        }
+                        (2, Wire::Len(v)) => simple_any_value(b, v, limits)?,
+                        (3, Wire::Varint) => {}
+                        _ => return None,
+                    }
+                }
+            }
+            (6 | 10 | 12 | 14 | 16, Wire::Varint | Wire::Fixed) | (7 | 8, Wire::Fixed) => {}
+            (15, Wire::Len(st)) => {
+                let mut k = st.start;
+                while k < st.end {
+                    match next_field(b, &mut k, st.end)? {
+                        (2, Wire::Len(m)) => {
+                            std::str::from_utf8(&b[m]).ok()?;
+                        }
+                        (3, Wire::Varint) => {}
+                        _ => return None,
+                    }
+                }
+            }
+            _ => return None,
+        }
+    }
+    if has_span_id {
+        trace
+    } else {
+        None
+    }
+}
+
+/// Reads a protobuf `ExportTraceServiceRequest` without decoding it, when every
+/// span in it can be kept exactly as sent (see `simple_span`); `None` sends the
+/// request down the full decoder, which also reports what is wrong with it.
+/// Resources are checked by decoding them (they are few and small).
+pub fn scan(b: &[u8], limits: Limits) -> Option<Scanned> {
+    let mut out = Scanned::default();
+    let mut at = 0;
+    while at < b.len() {
+        let (1, Wire::Len(rs)) = next_field(b, &mut at, b.len())? else { return None };
+        let res_index = out.resources.len();
+        out.resources.push(Vec::new());
+        let mut r = rs.start;
+        while r < rs.end {
+            match next_field(b, &mut r, rs.end)? {
+                (1, Wire::Len(res)) => {
+                    let resource = opentelemetry_proto::tonic::resource::v1::Resource::decode(&b[res]).ok()?;
+                    if resource.attributes.len() > limits.max_attributes
+                        || resource.attributes.iter().any(|kv| match kv.value.as_ref().and_then(|v| v.value.as_ref()) {
+                            Some(AnyValue::StringValue(s)) => s.len() > limits.max_value_bytes,
+                            _ => false,
+                        })
+                    {
+                        return None;
+                    }
+                    out.resources[res_index] = resource.attributes;
+                }
+                (2, Wire::Len(ss)) => {
+                    let mut k = ss.start;
+                    while k < ss.end {
+                        match next_field(b, &mut k, ss.end)? {
+                            (1, Wire::Len(scope)) => {
+                                opentelemetry_proto::tonic::common::v1::InstrumentationScope::decode(&b[scope]).ok()?;
+                            }
+                            (2, Wire::Len(span)) => {
+                                let trace = simple_span(b, span.clone(), limits)?;
+                                out.spans.push((res_index, span, trace));
+                            }
+                            (3, Wire::Len(url)) => {
+                                std::str::from_utf8(&b[url]).ok()?;
+                            }
+                            _ => return None,
+                        }
+                    }
+                }
+                (3, Wire::Len(url)) => {
+                    std::str::from_utf8(&b[url]).ok()?;
+                }
+                _ => return None,
+            }
+        }
+    }
+    Some(out)
+}
+
 /// Removes spans with invalid IDs and applies the limits.
 pub fn check(mut request: ExportTraceServiceRequest, limits: Limits) -> Checked {
     let mut c = Checked::default();
@@ -196,6 +408,31 @@ mod tests {
     }
 
     #[test]
+    fn the_scanner_takes_plain_requests_and_leaves_the_rest() {
+        let mut good = span(vec![1; 16], vec![2; 8], vec![]);
+        good.attributes.push(KeyValue {
+            key: "k".into(),
+            value: Some(Any { value: Some(AnyValue::IntValue(3)) }),
+            ..Default::default()
+        });
+        let bytes = req(vec![good.clone(), good.clone()]).encode_to_vec();
+        let sc = scan(&bytes, Limits { max_attributes: 128, max_value_bytes: 4096 }).expect("plain spans are scanned");
+        assert_eq!(sc.spans.len(), 2);
+        assert_eq!(Span::decode(&bytes[sc.spans[0].1.clone()]).unwrap(), good);
+        // Invalid IDs, long values, events: the full decoder's job.
+        let bad = req(vec![span(vec![0; 16], vec![2; 8], vec![])]).encode_to_vec();
+        assert!(scan(&bad, LIMITS).is_none());
+        let mut long = good.clone();
+        long.attributes[0].value = Some(Any { value: Some(AnyValue::StringValue("x".repeat(10))) });
+        assert!(scan(&req(vec![long]).encode_to_vec(), LIMITS).is_none());
+        let mut ev = good;
+        ev.events.push(Default::default());
+        assert!(scan(&req(vec![ev]).encode_to_vec(), LIMITS).is_none());
+        assert!(scan(b"\xff\xff", LIMITS).is_none());
+        assert_eq!(scan(b"", LIMITS), Some(Scanned::default()));
+    }
+
+    #[test]
     fn invalid_ids_are_rejected_one_by_one() {
         let good = span(vec![1; 16], vec![2; 8], vec![]);
         let r = req(vec![
@@ -260,9 +497,79 @@ mod tests {
         assert_eq!(s.kind, 2);
     }
 
+    fn arb_value() -> impl Strategy<Value = Option<Any>> {
+        prop_oneof![
+            "[a-zé]{0,8}".prop_map(|s| Some(Any { value: Some(AnyValue::StringValue(s)) })),
+            any::<i64>().prop_map(|i| Some(Any { value: Some(AnyValue::IntValue(i)) })),
+            any::<bool>().prop_map(|b| Some(Any { value: Some(AnyValue::BoolValue(b)) })),
+            (-1e6f64..1e6).prop_map(|f| Some(Any { value: Some(AnyValue::DoubleValue(f)) })),
+            Just(Some(Any {
+                value: Some(AnyValue::ArrayValue(opentelemetry_proto::tonic::common::v1::ArrayValue {
+                    values: vec![Any { value: Some(AnyValue::IntValue(1)) }]
+                }))
+            })),
+            Just(None),
+        ]
+    }
+
+    fn arb_span() -> impl Strategy<Value = Span> {
+        (
+            prop_oneof![Just(vec![0u8; 16]), Just(vec![7u8; 16]), Just(vec![9u8; 15]), Just(vec![3u8; 16])],
+            prop_oneof![Just(vec![0u8; 8]), Just(vec![1u8; 8]), Just(vec![2u8; 8])],
+            prop_oneof![Just(vec![]), Just(vec![5u8; 8]), Just(vec![0u8; 8])],
+            "[a-z]{0,6}",
+            proptest::collection::vec(("[a-z.]{1,6}", arb_value()), 0..5),
+            any::<bool>(),
+            0i32..6,
+            any::<u64>(),
+        )
+            .prop_map(|(trace_id, span_id, parent_span_id, name, attrs, event, kind, t)| Span {
+                trace_id,
+                span_id,
+                parent_span_id,
+                name,
+                kind,
+                start_time_unix_nano: t,
+                end_time_unix_nano: t / 2,
+                attributes: attrs
+                    .into_iter()
+                    .map(|(key, value)| KeyValue { key, value, ..Default::default() })
+                    .collect(),
+                events: if event { vec![Default::default()] } else { vec![] },
+                ..Default::default()
+            })
+    }
+
     proptest! {
+        /// Whenever the scanner takes a request, it sees exactly what the full
+        /// decoder and the checks see: the same spans, byte for byte, all valid
+        /// and within the limits.
+        #[test]
+        fn scanning_agrees_with_decoding(spans in proptest::collection::vec(arb_span(), 0..6), with_resource in any::<bool>()) {
+            let mut r = req(spans);
+            if with_resource {
+                r.resource_spans[0].resource = Some(opentelemetry_proto::tonic::resource::v1::Resource {
+                    attributes: vec![KeyValue { key: "service.name".into(), value: Some(Any { value: Some(AnyValue::StringValue("s".into())) }), ..Default::default() }],
+                    ..Default::default()
+                });
+            }
+            let bytes = r.encode_to_vec();
+            let limits = Limits { max_attributes: 3, max_value_bytes: 6 };
+            let checked = check(decode(&bytes, Encoding::Protobuf).unwrap(), limits);
+            if let Some(sc) = scan(&bytes, limits) {
+                prop_assert!(!checked.modified, "the scanner took a request the checks would change");
+                let decoded: Vec<Span> = checked.request.resource_spans.iter().flat_map(|r| &r.scope_spans).flat_map(|s| s.spans.clone()).collect();
+                prop_assert_eq!(sc.spans.len(), decoded.len());
+                for ((_, range, trace), d) in sc.spans.iter().zip(&decoded) {
+                    prop_assert_eq!(&Span::decode(&bytes[range.clone()]).unwrap(), d);
+                    prop_assert_eq!(&trace[..], &d.trace_id[..]);
+                }
+            }
+        }
+
         #[test]
         fn decoding_never_panics(data in proptest::collection::vec(any::<u8>(), 0..512)) {
+            let _ = scan(&data, LIMITS);
             let _ = decode(&data, Encoding::Protobuf).map(|r| check(r, LIMITS));
             let _ = decode(&data, Encoding::Json).map(|r| check(r, LIMITS));
             let _ = gunzip(&data, 4096);

@@ -262,16 +262,37 @@ async fn export(state: Arc<State>, req: http::Request<Incoming>, proto: Proto) -
         return refuse(proto, Problem::Busy, "ingest budget full; retry after the delay");
     }
     let encoding = if proto == (Proto::Http { json: true }) { Encoding::Json } else { Encoding::Protobuf };
+    let limits = crate::decode::Limits {
+        max_attributes: state.config.max_attributes,
+        max_value_bytes: state.config.max_attribute_value_bytes,
+    };
+    // The fast path: a protobuf request whose spans need no change is kept as
+    // sent — logged as is, its spans slices of its buffer — without decoding.
+    if encoding == Encoding::Protobuf {
+        if let Some(scanned) = crate::decode::scan(&raw, limits) {
+            let n = scanned.spans.len() as u64;
+            if n > 0 {
+                if let Err(e) = state.wal.append(arrival.time, raw.clone()).await {
+                    m.refuse(Refusal::Log);
+                    tracing::warn!(error = %e, "refusing a request: the write-ahead log cannot write");
+                    return refuse(
+                        proto,
+                        Problem::Unavailable,
+                        "the server cannot write its log (disk full?); retry later",
+                    );
+                }
+                m.spans_received.fetch_add(n, Ordering::Relaxed);
+                state.shards.route(scanned_spans(&raw, scanned), arrival, permit);
+            }
+            return answer(proto, ExportTraceServiceResponse { partial_success: None });
+        }
+    }
     let decoded = match decode(&raw, encoding) {
         Ok(d) => d,
         Err(e) => {
             m.rejected_invalid_requests.fetch_add(1, Ordering::Relaxed);
             return refuse(proto, Problem::Invalid, &e.to_string());
         }
-    };
-    let limits = crate::decode::Limits {
-        max_attributes: state.config.max_attributes,
-        max_value_bytes: state.config.max_attribute_value_bytes,
     };
     let checked = check(decoded, limits);
     m.rejected_invalid_spans.fetch_add(checked.rejected, Ordering::Relaxed);
@@ -295,7 +316,11 @@ async fn export(state: Arc<State>, req: http::Request<Incoming>, proto: Proto) -
         rejected_spans: checked.rejected as i64,
         error_message: checked.reject_message,
     });
-    let resp = ExportTraceServiceResponse { partial_success: partial };
+    answer(proto, ExportTraceServiceResponse { partial_success: partial })
+}
+
+/// The success answer in the request's protocol.
+fn answer(proto: Proto, resp: ExportTraceServiceResponse) -> http::Response<Body> {
     match proto {
         Proto::Grpc => grpc_ok(&resp),
         Proto::Http { json: true } => match serde_json::to_value(&resp) {
@@ -330,11 +355,41 @@ pub fn stored_spans(
         let resource = Arc::new(rs.resource.map(|r| r.attributes).unwrap_or_default());
         for ss in rs.scope_spans {
             for span in ss.spans {
-                out.push(StoredSpan { service: service.clone(), resource: resource.clone(), span });
+                let mut trace_id = [0u8; 16];
+                if span.trace_id.len() == 16 {
+                    trace_id.copy_from_slice(&span.trace_id);
+                }
+                let span = Bytes::from(span.encode_to_vec());
+                out.push(StoredSpan { service: service.clone(), resource: resource.clone(), trace_id, span });
             }
         }
     }
     out
+}
+
+fn service_name(attrs: &[opentelemetry_proto::tonic::common::v1::KeyValue]) -> &str {
+    attrs
+        .iter()
+        .find(|kv| kv.key == "service.name")
+        .and_then(|kv| match kv.value.as_ref().and_then(|v| v.value.as_ref()) {
+            Some(AnyValue::StringValue(s)) => Some(s.as_str()),
+            _ => None,
+        })
+        .unwrap_or("")
+}
+
+/// The spans of a scanned request, as slices of its buffer.
+pub fn scanned_spans(raw: &Bytes, scanned: crate::decode::Scanned) -> Vec<StoredSpan> {
+    let resources: Vec<(Arc<str>, Arc<Vec<_>>)> =
+        scanned.resources.into_iter().map(|attrs| (Arc::from(service_name(&attrs)), Arc::new(attrs))).collect();
+    scanned
+        .spans
+        .into_iter()
+        .filter_map(|(r, range, trace_id)| {
+            let (service, resource) = resources.get(r)?;
+            Some(StoredSpan { service: service.clone(), resource: resource.clone(), trace_id, span: raw.slice(range) })
+        })
+        .collect()
 }
 
 fn debug_trace(state: &State, hex: &str) -> http::Response<Body> {
@@ -351,7 +406,7 @@ fn debug_trace(state: &State, hex: &str) -> http::Response<Body> {
             serde_json::json!({
                 "service": &*s.service,
                 "resource": serde_json::to_value(&*s.resource).unwrap_or_default(),
-                "span": serde_json::to_value(&s.span).unwrap_or_default(),
+                "span": s.decode().and_then(|d| serde_json::to_value(&d).ok()).unwrap_or_default(),
             })
         })
         .collect();

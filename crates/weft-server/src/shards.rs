@@ -24,15 +24,25 @@ use opentelemetry_proto::tonic::trace::v1::Span;
 use crate::admission::Permit;
 use crate::metrics::Metrics;
 
-/// A span with the service that sent it.
+/// A span with the service that sent it, kept encoded: usually a slice of the
+/// request buffer it arrived in, so keeping it costs no decoding or copying.
 #[derive(Clone, Debug, PartialEq)]
 pub struct StoredSpan {
     /// `service.name` of its resource ("" if none).
     pub service: Arc<str>,
     /// Its resource's attributes (shared by the spans of one resource).
     pub resource: Arc<Vec<opentelemetry_proto::tonic::common::v1::KeyValue>>,
-    /// The span.
-    pub span: Span,
+    /// Its trace.
+    pub trace_id: [u8; 16],
+    /// The encoded OTLP `Span` message.
+    pub span: bytes::Bytes,
+}
+
+impl StoredSpan {
+    /// The span, decoded.
+    pub fn decode(&self) -> Option<Span> {
+        <Span as prost::Message>::decode(self.span.clone()).ok()
+    }
 }
 
 /// Receives processed spans and watermarks, in an order that keeps the
@@ -151,37 +161,10 @@ pub fn shard_of(trace_id: &[u8], n: usize) -> usize {
     (u64::from_le_bytes(k) % n as u64) as usize
 }
 
-/// Heap and inline bytes a stored span takes in memory (its decoded structs, not
-/// its wire size, which is several times smaller).
+/// Bytes a stored span holds: its encoded message (a share of its request's
+/// buffer) and its entry.
 fn span_bytes(s: &StoredSpan) -> usize {
-    use opentelemetry_proto::tonic::common::v1::{AnyValue, KeyValue};
-    fn value(v: Option<&AnyValue>) -> usize {
-        use opentelemetry_proto::tonic::common::v1::any_value::Value;
-        match v.and_then(|v| v.value.as_ref()) {
-            Some(Value::StringValue(s)) => s.capacity(),
-            Some(Value::BytesValue(b)) => b.capacity(),
-            Some(Value::ArrayValue(a)) => a.values.iter().map(|v| size_of::<AnyValue>() + value(Some(v))).sum(),
-            Some(Value::KvlistValue(l)) => attrs(&l.values),
-            _ => 0,
-        }
-    }
-    fn attrs(a: &[KeyValue]) -> usize {
-        a.iter()
-            .map(|kv| size_of::<KeyValue>() + kv.key.capacity() + size_of::<AnyValue>() + value(kv.value.as_ref()))
-            .sum()
-    }
-    let sp = &s.span;
-    size_of::<StoredSpan>()
-        + sp.trace_id.capacity()
-        + sp.span_id.capacity()
-        + sp.parent_span_id.capacity()
-        + sp.trace_state.capacity()
-        + sp.name.capacity()
-        + attrs(&sp.attributes)
-        + sp.events.iter().map(|e| size_of_val(e) + e.name.capacity() + attrs(&e.attributes)).sum::<usize>()
-        + sp.links.iter().map(|l| size_of_val(l) + l.trace_id.capacity() + l.span_id.capacity() + attrs(&l.attributes)).sum::<usize>()
-        // Allocator rounding and the table's own entry.
-        + 16 * (3 + sp.attributes.len())
+    size_of::<StoredSpan>() + s.span.len() + 16
 }
 
 impl Shards {
@@ -209,10 +192,7 @@ impl Shards {
                         let mut guard = t.lock().unwrap_or_else(|e| e.into_inner());
                         let tab = &mut *guard;
                         for s in batch.spans {
-                            let mut id = [0u8; 16];
-                            if s.span.trace_id.len() == 16 {
-                                id.copy_from_slice(&s.span.trace_id);
-                            }
+                            let id = s.trace_id;
                             let size = span_bytes(&s);
                             tab.bytes += size;
                             let e = tab.traces.entry(id).or_default();
@@ -252,7 +232,7 @@ impl Shards {
         let total = spans.len().max(1);
         let mut per: Vec<Vec<StoredSpan>> = (0..n).map(|_| Vec::new()).collect();
         for s in spans {
-            per[shard_of(&s.span.trace_id, n)].push(s);
+            per[shard_of(&s.trace_id, n)].push(s);
         }
         let bytes = permit.bytes();
         let last_nonempty = per.iter().rposition(|v| !v.is_empty());
@@ -381,12 +361,13 @@ mod tests {
                         }
                         let spans = (0..3u64)
                             .map(|k| {
-                                let mut id = vec![0u8; 16];
+                                let mut id = [0u8; 16];
                                 id[8..].copy_from_slice(&(p * 1_000_000 + i * 10 + k + 1).to_le_bytes());
                                 StoredSpan {
                                     service: Arc::from("s"),
                                     resource: Arc::default(),
-                                    span: Span { trace_id: id, ..Default::default() },
+                                    trace_id: id,
+                                    span: bytes::Bytes::new(),
                                 }
                             })
                             .collect();
