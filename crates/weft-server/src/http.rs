@@ -11,6 +11,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use http::{HeaderValue, Method, StatusCode};
 use http_body_util::{BodyExt, Full, Limited};
+
 use hyper::body::{Frame, Incoming};
 use opentelemetry_proto::tonic::collector::trace::v1::{ExportTracePartialSuccess, ExportTraceServiceResponse};
 use opentelemetry_proto::tonic::common::v1::any_value::Value as AnyValue;
@@ -210,16 +211,29 @@ async fn export(state: Arc<State>, req: http::Request<Incoming>, proto: Proto) -
             return refuse(proto, Problem::Invalid, &msg);
         }
     };
-    let body = match Limited::new(req.into_body(), max + 5).collect().await {
-        Ok(b) => b.to_bytes(),
-        Err(e) => {
-            if e.downcast_ref::<http_body_util::LengthLimitError>().is_some() {
-                m.refuse(Refusal::TooLarge);
-                return refuse(proto, Problem::TooLarge, &format!("request body over the {max}-byte limit"));
-            }
-            return refuse(proto, Problem::Invalid, &format!("could not read the request body: {e}"));
+    // Read frame by frame, holding budget for what has arrived: a body with no
+    // declared length (gRPC) is refused as soon as it would not fit, instead of
+    // being read in full first.
+    let mut incoming = req.into_body();
+    let mut buf = bytes::BytesMut::with_capacity(declared.unwrap_or(8192).min(max + 5));
+    while let Some(frame) = incoming.frame().await {
+        let frame = match frame {
+            Ok(f) => f,
+            Err(e) => return refuse(proto, Problem::Invalid, &format!("could not read the request body: {e}")),
+        };
+        let Ok(data) = frame.into_data() else { continue };
+        buf.extend_from_slice(&data);
+        if buf.len() > max + 5 {
+            m.refuse(Refusal::TooLarge);
+            return refuse(proto, Problem::TooLarge, &format!("request body over the {max}-byte limit"));
         }
-    };
+        let need = buf.len() * DECODED_FACTOR;
+        if need > permit.bytes() && !permit.grow(need - permit.bytes()) {
+            m.refuse(Refusal::Budget);
+            return refuse(proto, Problem::Busy, "ingest budget full; retry after the delay");
+        }
+    }
+    let body = buf.freeze();
     m.bytes_received.fetch_add(body.len() as u64, Ordering::Relaxed);
     // A gRPC body is one length-prefixed message; the frame says if it is compressed.
     let (raw, compressed) = if proto == Proto::Grpc {
