@@ -8,16 +8,7 @@ mod common;
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use common::{acked, http, missing, temp_dir, Serve, WEFT};
-
-fn metric(addr: std::net::SocketAddr, name: &str) -> f64 {
-    let (_, _, body) = http(addr, "GET", "/metrics", &[], b"");
-    String::from_utf8_lossy(&body)
-        .lines()
-        .find(|l| l.starts_with(name) && l.as_bytes().get(name.len()) == Some(&b' '))
-        .and_then(|l| l.rsplit(' ').next()?.parse().ok())
-        .unwrap_or(-1.0)
-}
+use common::{acked, metric, missing, temp_dir, Serve, WEFT};
 
 #[test]
 fn disk_full_refuses_with_retry_then_recovers() {

@@ -5,7 +5,7 @@
 
 mod common;
 
-use common::{acked, http, loadgen, missing, temp_dir, Serve};
+use common::{acked, loadgen, metric, missing, temp_dir, Serve};
 
 fn peak_rss_kb(pid: u32) -> u64 {
     std::fs::read_to_string(format!("/proc/{pid}/status"))
@@ -14,15 +14,6 @@ fn peak_rss_kb(pid: u32) -> u64 {
             s.lines().find(|l| l.starts_with("VmHWM:")).and_then(|l| l.split_whitespace().nth(1)?.parse().ok())
         })
         .unwrap_or(0)
-}
-
-fn metric(addr: std::net::SocketAddr, name: &str) -> f64 {
-    let (_, _, body) = http(addr, "GET", "/metrics", &[], b"");
-    String::from_utf8_lossy(&body)
-        .lines()
-        .find(|l| l.starts_with(name) && l.as_bytes().get(name.len()) == Some(&b' '))
-        .and_then(|l| l.rsplit(' ').next()?.parse().ok())
-        .unwrap_or(-1.0)
 }
 
 #[test]

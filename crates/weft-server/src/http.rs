@@ -284,19 +284,11 @@ async fn export(state: Arc<State>, req: http::Request<Incoming>, proto: Proto) -
     // sent — logged as is, its spans slices of its buffer — without decoding.
     if encoding == Encoding::Protobuf {
         if let Some(scanned) = crate::decode::scan(&raw, limits) {
-            let n = scanned.spans.len() as u64;
-            if n > 0 {
-                if let Err(e) = state.wal.append(arrival.time, raw.clone()).await {
-                    m.refuse(Refusal::Log);
-                    tracing::warn!(error = %e, "refusing a request: the write-ahead log cannot write");
-                    return refuse(
-                        proto,
-                        Problem::Unavailable,
-                        "the server cannot write its log (disk full?); retry later",
-                    );
+            if !scanned.spans.is_empty() {
+                let spans = scanned_spans(&raw, scanned);
+                if let Err(refused) = log_and_route(&state, proto, raw, spans, arrival, permit).await {
+                    return refused;
                 }
-                m.spans_received.fetch_add(n, Ordering::Relaxed);
-                state.shards.route(scanned_spans(&raw, scanned), arrival, permit);
             }
             return answer(proto, ExportTraceServiceResponse { partial_success: None });
         }
@@ -318,19 +310,38 @@ async fn export(state: Arc<State>, req: http::Request<Incoming>, proto: Proto) -
         } else {
             Bytes::from(checked.request.encode_to_vec())
         };
-        if let Err(e) = state.wal.append(arrival.time, payload).await {
-            m.refuse(Refusal::Log);
-            tracing::warn!(error = %e, "refusing a request: the write-ahead log cannot write");
-            return refuse(proto, Problem::Unavailable, "the server cannot write its log (disk full?); retry later");
+        if let Err(refused) =
+            log_and_route(&state, proto, payload, stored_spans(checked.request), arrival, permit).await
+        {
+            return refused;
         }
-        m.spans_received.fetch_add(checked.spans, Ordering::Relaxed);
-        state.shards.route(stored_spans(checked.request), arrival, permit);
     }
     let partial = (checked.rejected > 0).then_some(ExportTracePartialSuccess {
         rejected_spans: checked.rejected as i64,
         error_message: checked.reject_message,
     });
     answer(proto, ExportTraceServiceResponse { partial_success: partial })
+}
+
+/// Appends an accepted request to the log (waiting for its sync), then hands its
+/// spans to the shards. A log that cannot write refuses the request with a retry
+/// delay.
+async fn log_and_route(
+    state: &State,
+    proto: Proto,
+    payload: Bytes,
+    spans: Vec<StoredSpan>,
+    arrival: Arc<crate::shards::Arrival>,
+    permit: crate::admission::Permit,
+) -> Result<(), http::Response<Body>> {
+    if let Err(e) = state.wal.append(arrival.time, payload).await {
+        state.metrics.refuse(Refusal::Log);
+        tracing::warn!(error = %e, "refusing a request: the write-ahead log cannot write");
+        return Err(refuse(proto, Problem::Unavailable, "the server cannot write its log (disk full?); retry later"));
+    }
+    state.metrics.spans_received.fetch_add(spans.len() as u64, Ordering::Relaxed);
+    state.shards.route(spans, arrival, permit);
+    Ok(())
 }
 
 /// The success answer in the request's protocol.
@@ -355,18 +366,9 @@ pub fn stored_spans(
 ) -> Vec<StoredSpan> {
     let mut out = Vec::new();
     for rs in req.resource_spans {
-        let service = rs
-            .resource
-            .iter()
-            .flat_map(|r| &r.attributes)
-            .find(|kv| kv.key == "service.name")
-            .and_then(|kv| match kv.value.as_ref().and_then(|v| v.value.as_ref()) {
-                Some(AnyValue::StringValue(s)) => Some(s.as_str()),
-                _ => None,
-            })
-            .unwrap_or("");
-        let service: Arc<str> = Arc::from(service);
-        let resource = Arc::new(rs.resource.map(|r| r.attributes).unwrap_or_default());
+        let attrs = rs.resource.map(|r| r.attributes).unwrap_or_default();
+        let service: Arc<str> = Arc::from(service_name(&attrs));
+        let resource = Arc::new(attrs);
         for ss in rs.scope_spans {
             for span in ss.spans {
                 let mut trace_id = [0u8; 16];

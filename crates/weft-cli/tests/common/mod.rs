@@ -165,3 +165,13 @@ pub fn acked(path: &Path) -> Vec<String> {
         .map(str::to_owned)
         .collect()
 }
+
+/// A metric's value from `GET /metrics` (-1 if absent).
+pub fn metric(addr: SocketAddr, name: &str) -> f64 {
+    let (_, _, body) = http(addr, "GET", "/metrics", &[], b"");
+    String::from_utf8_lossy(&body)
+        .lines()
+        .find(|l| l.starts_with(name) && l.as_bytes().get(name.len()) == Some(&b' '))
+        .and_then(|l| l.rsplit(' ').next()?.parse().ok())
+        .unwrap_or(-1.0)
+}
