@@ -1,10 +1,10 @@
 //! Everything `weft serve` reads from outside: OTLP request bodies as protobuf
-//! (scanned and decoded), JSON or gzip, checked span by span; and write-ahead log records read back
+//! (scanned and decoded), JSON, gzip or zstd, checked span by span; and write-ahead log records read back
 //! from disk at replay. None of it may panic.
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use weft_server::decode::{check, decode, gunzip, Encoding, Limits};
+use weft_server::decode::{check, decode, decompress, Compression, Encoding, Limits};
 
 const LIMITS: Limits = Limits { max_attributes: 4, max_value_bytes: 16 };
 
@@ -13,9 +13,9 @@ fuzz_target!(|data: &[u8]| {
     if let Some(sc) = weft_server::decode::scan(body, LIMITS) {
         assert!(sc.spans.len() < body.len() + 1);
     }
-    let body = match mode % 3 {
+    let body = match mode % 4 {
         0 => body.to_vec(),
-        1 => match gunzip(body, 1 << 20) {
+        1 | 3 => match decompress(body, if mode % 4 == 1 { Compression::Gzip } else { Compression::Zstd }, 1 << 20) {
             Ok(b) => b,
             Err(_) => return,
         },

@@ -1,5 +1,5 @@
 //! `weft serve` as a client sees it: OTLP over gRPC and HTTP (protobuf, JSON,
-//! gzip) accepted and readable back; every kind of bad input answered with a
+//! gzip, zstd) accepted and readable back; every kind of bad input answered with a
 //! clear error and never a crash; logs and metrics refused as unsupported;
 //! health, readiness and metrics endpoints; clean exit on SIGTERM; clear
 //! startup errors.
@@ -74,7 +74,11 @@ fn accepts_otlp_reads_it_back_and_refuses_bad_input() {
     std::io::Write::write_all(&mut z, &request(vec![span([7; 16], 1)]).encode_to_vec()).unwrap();
     let (st, _, _) = post("application/x-protobuf", &[("Content-Encoding", "gzip")], &z.finish().unwrap());
     assert_eq!(st, 200);
-    assert!(missing(p.http, &["07070707070707070707070707070707".into()]).0.is_empty());
+    let zs = zstd::encode_all(&request(vec![span([8; 16], 1)]).encode_to_vec()[..], 3).unwrap();
+    let (st, _, body) = post("application/x-protobuf", &[("Content-Encoding", "zstd")], &zs);
+    assert_eq!(st, 200, "{}", String::from_utf8_lossy(&body));
+    let ids = ["07070707070707070707070707070707".to_string(), "08080808080808080808080808080808".to_string()];
+    assert!(missing(p.http, &ids).0.is_empty());
 
     // Invalid IDs: rejected one by one, reported through partial_success.
     let mixed = request(vec![span([1; 16], 1), span([0; 16], 2), Span { span_id: vec![3; 4], ..span([2; 16], 3) }]);
@@ -91,6 +95,7 @@ fn accepts_otlp_reads_it_back_and_refuses_bad_input() {
         ("application/json", vec![], b"{\"resourceSpans\": 7}".to_vec(), 400, "JSON"),
         ("application/json", vec![], b"not json".to_vec(), 400, "JSON"),
         ("application/x-protobuf", vec![("Content-Encoding", "gzip")], b"not gzip".to_vec(), 400, "gzip"),
+        ("application/x-protobuf", vec![("Content-Encoding", "zstd")], b"not zstd".to_vec(), 400, "zstd"),
         (
             "application/x-protobuf",
             vec![("Content-Encoding", "br")],
@@ -110,6 +115,9 @@ fn accepts_otlp_reads_it_back_and_refuses_bad_input() {
     std::io::Write::write_all(&mut bomb, &vec![0u8; 10 << 20]).unwrap();
     let (st, _, _) = post("application/x-protobuf", &[("Content-Encoding", "gzip")], &bomb.finish().unwrap());
     assert_eq!(st, 413, "a gzip bomb is stopped at the limit");
+    let bomb = zstd::encode_all(&vec![0u8; 10 << 20][..], 19).unwrap();
+    let (st, _, _) = post("application/x-protobuf", &[("Content-Encoding", "zstd")], &bomb);
+    assert_eq!(st, 413, "a zstd bomb is stopped at the limit");
     assert_eq!(http(p.otlp_http, "GET", "/v1/traces", &[], b"").0, 405);
     let (st, _, body) = http(p.otlp_http, "POST", "/v1/logs", &[("Content-Type", "application/x-protobuf")], b"");
     assert_eq!(st, 404);
@@ -137,6 +145,12 @@ fn accepts_otlp_reads_it_back_and_refuses_bad_input() {
             weft_otlp::raw::Answer::Accepted { rejected } => assert_eq!(rejected, 2),
             other => panic!("{other:?}"),
         }
+        // A zstd-compressed gRPC message.
+        let export = "/opentelemetry.proto.collector.trace.v1.TraceService/Export";
+        let zc = Some(tonic::codec::CompressionEncoding::Zstd);
+        let answer = grpc_send(p.grpc, export, request(vec![span([9; 16], 1)]).encode_to_vec(), zc).await.unwrap();
+        assert!(ExportTraceServiceResponse::decode(answer.as_slice()).unwrap().partial_success.is_none());
+        assert!(missing(p.http, &["09090909090909090909090909090909".into()]).0.is_empty());
         for path in [
             "/opentelemetry.proto.collector.logs.v1.LogsService/Export",
             "/opentelemetry.proto.collector.metrics.v1.MetricsService/Export",
@@ -176,40 +190,56 @@ fn accepts_otlp_reads_it_back_and_refuses_bad_input() {
 
 /// Calls a gRPC method with an empty message and returns the status code.
 async fn grpc_call(addr: std::net::SocketAddr, path: &'static str) -> tonic::Code {
-    let channel = tonic::transport::Endpoint::from_shared(format!("http://{addr}")).unwrap().connect().await.unwrap();
-    let mut grpc = tonic::client::Grpc::new(channel);
-    grpc.ready().await.unwrap();
-    let r: Result<tonic::Response<()>, tonic::Status> =
-        grpc.unary(tonic::Request::new(()), http::uri::PathAndQuery::from_static(path), Empty).await;
-    r.err().map_or(tonic::Code::Ok, |s| s.code())
+    grpc_send(addr, path, Vec::new(), None).await.err().map_or(tonic::Code::Ok, |s| s.code())
 }
 
-#[derive(Clone, Copy)]
-struct Empty;
-impl tonic::codec::Codec for Empty {
-    type Encode = ();
-    type Decode = ();
-    type Encoder = Empty;
-    type Decoder = Empty;
-    fn encoder(&mut self) -> Empty {
-        Empty
+/// Sends `body` as the one message of a unary gRPC call, compressed by tonic
+/// when asked, and returns the answer's message bytes.
+async fn grpc_send(
+    addr: std::net::SocketAddr,
+    path: &'static str,
+    body: Vec<u8>,
+    compression: Option<tonic::codec::CompressionEncoding>,
+) -> Result<Vec<u8>, tonic::Status> {
+    let channel = tonic::transport::Endpoint::from_shared(format!("http://{addr}")).unwrap().connect().await.unwrap();
+    let mut grpc = tonic::client::Grpc::new(channel);
+    if let Some(c) = compression {
+        grpc = grpc.send_compressed(c);
     }
-    fn decoder(&mut self) -> Empty {
-        Empty
+    grpc.ready().await.unwrap();
+    let r = grpc.unary(tonic::Request::new(body), http::uri::PathAndQuery::from_static(path), RawBytes).await?;
+    Ok(r.into_inner())
+}
+
+/// A codec whose messages are bytes already encoded.
+#[derive(Clone, Copy)]
+struct RawBytes;
+impl tonic::codec::Codec for RawBytes {
+    type Encode = Vec<u8>;
+    type Decode = Vec<u8>;
+    type Encoder = RawBytes;
+    type Decoder = RawBytes;
+    fn encoder(&mut self) -> RawBytes {
+        RawBytes
+    }
+    fn decoder(&mut self) -> RawBytes {
+        RawBytes
     }
 }
-impl tonic::codec::Encoder for Empty {
-    type Item = ();
+impl tonic::codec::Encoder for RawBytes {
+    type Item = Vec<u8>;
     type Error = tonic::Status;
-    fn encode(&mut self, _: (), _: &mut tonic::codec::EncodeBuf<'_>) -> Result<(), tonic::Status> {
+    fn encode(&mut self, item: Vec<u8>, buf: &mut tonic::codec::EncodeBuf<'_>) -> Result<(), tonic::Status> {
+        bytes::BufMut::put_slice(buf, &item);
         Ok(())
     }
 }
-impl tonic::codec::Decoder for Empty {
-    type Item = ();
+impl tonic::codec::Decoder for RawBytes {
+    type Item = Vec<u8>;
     type Error = tonic::Status;
-    fn decode(&mut self, _: &mut tonic::codec::DecodeBuf<'_>) -> Result<Option<()>, tonic::Status> {
-        Ok(Some(()))
+    fn decode(&mut self, buf: &mut tonic::codec::DecodeBuf<'_>) -> Result<Option<Vec<u8>>, tonic::Status> {
+        let n = bytes::Buf::remaining(buf);
+        Ok(Some(bytes::Buf::copy_to_bytes(buf, n).to_vec()))
     }
 }
 

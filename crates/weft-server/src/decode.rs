@@ -27,12 +27,49 @@ pub enum Encoding {
     Json,
 }
 
+/// How a body is compressed (`Content-Encoding` / `grpc-encoding`).
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub enum Compression {
+    /// Sent as is.
+    None,
+    /// gzip (RFC 1952).
+    Gzip,
+    /// zstd (RFC 8878).
+    Zstd,
+}
+
+impl Compression {
+    /// Parses a header value; `None` for one the server does not offer.
+    pub fn from_header(value: Option<&[u8]>) -> Option<Self> {
+        match value {
+            None | Some(b"identity") | Some(b"") => Some(Self::None),
+            Some(b"gzip") => Some(Self::Gzip),
+            Some(b"zstd") => Some(Self::Zstd),
+            Some(_) => None,
+        }
+    }
+
+    /// The header token.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::None => "identity",
+            Self::Gzip => "gzip",
+            Self::Zstd => "zstd",
+        }
+    }
+}
+
 /// Why a body could not be used.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum DecodeError {
     /// The compressed body does not decompress.
-    #[error("body is not valid gzip: {0}")]
-    Gzip(String),
+    #[error("body is not valid {codec}: {why}")]
+    Decompress {
+        /// gzip or zstd.
+        codec: &'static str,
+        /// The decompressor's message.
+        why: String,
+    },
     /// Decompressed, the body is larger than allowed.
     #[error("decompressed body is larger than {0} bytes")]
     TooLarge(usize),
@@ -74,11 +111,26 @@ pub struct Checked {
     pub modified: bool,
 }
 
-/// Decompresses a gzip body, refusing output beyond `max` bytes.
-pub fn gunzip(body: &[u8], max: usize) -> Result<Vec<u8>, DecodeError> {
+/// Decompresses a body, refusing output beyond `max` bytes (a zip bomb stops
+/// at the limit instead of filling memory).
+pub fn decompress(body: &[u8], codec: Compression, max: usize) -> Result<Vec<u8>, DecodeError> {
     let mut out = Vec::with_capacity(body.len().saturating_mul(4).min(max));
-    let mut dec = flate2::read::GzDecoder::new(body).take(max as u64 + 1);
-    dec.read_to_end(&mut out).map_err(|e| DecodeError::Gzip(e.to_string()))?;
+    let bad = |e: std::io::Error| DecodeError::Decompress { codec: codec.name(), why: e.to_string() };
+    match codec {
+        Compression::None => out.extend_from_slice(&body[..body.len().min(max + 1)]),
+        Compression::Gzip => {
+            flate2::read::GzDecoder::new(body).take(max as u64 + 1).read_to_end(&mut out).map_err(bad)?;
+        }
+        Compression::Zstd => {
+            // The streaming decoder, not `decode_all`: it stops reading at `max`
+            // whatever the frame header claims about the content size.
+            zstd::stream::read::Decoder::new(body)
+                .map_err(bad)?
+                .take(max as u64 + 1)
+                .read_to_end(&mut out)
+                .map_err(bad)?;
+        }
+    }
     if out.len() > max {
         return Err(DecodeError::TooLarge(max));
     }
@@ -480,12 +532,26 @@ mod tests {
         ));
         let e = decode(b"{\"resourceSpans\": 3}", Encoding::Json).unwrap_err();
         assert!(e.to_string().contains("JSON"), "{e}");
-        assert!(matches!(gunzip(b"not gzip", 100), Err(DecodeError::Gzip(_))));
+        assert!(matches!(
+            decompress(b"not gzip", Compression::Gzip, 100),
+            Err(DecodeError::Decompress { codec: "gzip", .. })
+        ));
+        assert!(matches!(
+            decompress(b"not zstd", Compression::Zstd, 100),
+            Err(DecodeError::Decompress { codec: "zstd", .. })
+        ));
+        let zb = zstd::encode_all(&vec![0u8; 1 << 20][..], 3).unwrap();
+        assert_eq!(decompress(&zb, Compression::Zstd, 100), Err(DecodeError::TooLarge(100)));
+        assert_eq!(decompress(&zb, Compression::Zstd, 1 << 20).map(|v| v.len()), Ok(1 << 20));
         let mut enc = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
         std::io::Write::write_all(&mut enc, &vec![0u8; 10_000]).unwrap();
         let z = enc.finish().unwrap();
-        assert_eq!(gunzip(&z, 100), Err(DecodeError::TooLarge(100)), "a zip bomb stops at the limit");
-        assert_eq!(gunzip(&z, 10_000).map(|v| v.len()), Ok(10_000));
+        assert_eq!(
+            decompress(&z, Compression::Gzip, 100),
+            Err(DecodeError::TooLarge(100)),
+            "a zip bomb stops at the limit"
+        );
+        assert_eq!(decompress(&z, Compression::Gzip, 10_000).map(|v| v.len()), Ok(10_000));
     }
 
     #[test]
@@ -572,7 +638,8 @@ mod tests {
             let _ = scan(&data, LIMITS);
             let _ = decode(&data, Encoding::Protobuf).map(|r| check(r, LIMITS));
             let _ = decode(&data, Encoding::Json).map(|r| check(r, LIMITS));
-            let _ = gunzip(&data, 4096);
+            let _ = decompress(&data, Compression::Gzip, 4096);
+            let _ = decompress(&data, Compression::Zstd, 4096);
         }
 
         #[test]

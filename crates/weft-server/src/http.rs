@@ -17,7 +17,7 @@ use opentelemetry_proto::tonic::collector::trace::v1::{ExportTracePartialSuccess
 use opentelemetry_proto::tonic::common::v1::any_value::Value as AnyValue;
 use prost::Message;
 
-use crate::decode::{check, decode, gunzip, Encoding};
+use crate::decode::{check, decode, decompress, Compression, Encoding};
 use crate::metrics::Refusal;
 use crate::shards::StoredSpan;
 use crate::State;
@@ -202,14 +202,14 @@ async fn export(state: Arc<State>, req: http::Request<Incoming>, proto: Proto) -
         return refuse(proto, Problem::Busy, "ingest budget full; retry after the delay");
     };
     let arrival = state.in_flight.arrive();
-    let gzip_header = if proto == Proto::Grpc { "grpc-encoding" } else { "content-encoding" };
-    let gzip = match req.headers().get(gzip_header).map(|v| v.as_bytes()) {
-        None | Some(b"identity") => false,
-        Some(b"gzip") => true,
-        Some(other) => {
-            let msg = format!("unsupported {gzip_header} {:?}: use gzip or none", String::from_utf8_lossy(other));
-            return refuse(proto, Problem::Invalid, &msg);
-        }
+    let codec_header = if proto == Proto::Grpc { "grpc-encoding" } else { "content-encoding" };
+    let sent = req.headers().get(codec_header).map(|v| v.as_bytes());
+    let Some(codec) = Compression::from_header(sent) else {
+        let msg = format!(
+            "unsupported {codec_header} {:?}: use gzip, zstd or none",
+            String::from_utf8_lossy(sent.unwrap_or_default())
+        );
+        return refuse(proto, Problem::Invalid, &msg);
     };
     // Read frame by frame, holding budget for what has arrived: a body with no
     // declared length (gRPC) is refused as soon as it would not fit, instead of
@@ -249,13 +249,13 @@ async fn export(state: Arc<State>, req: http::Request<Incoming>, proto: Proto) -
         }
         (body.slice(5..), flag == 1)
     } else {
-        (body, gzip)
+        (body, codec != Compression::None)
     };
-    if compressed && proto == Proto::Grpc && !gzip {
-        return refuse(proto, Problem::Invalid, "compressed gRPC message without grpc-encoding: gzip");
+    if compressed && codec == Compression::None {
+        return refuse(proto, Problem::Invalid, "compressed gRPC message without grpc-encoding (gzip or zstd)");
     }
     let raw = if compressed {
-        match gunzip(&raw, max) {
+        match decompress(&raw, codec, max) {
             Ok(v) => Bytes::from(v),
             Err(crate::decode::DecodeError::TooLarge(_)) => {
                 m.refuse(Refusal::TooLarge);
