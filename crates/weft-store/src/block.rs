@@ -1,0 +1,517 @@
+//! Blocks: immutable directories of Parquet files, one per seal (or compaction).
+//!
+//! ```text
+//! blocks/0000000000000042/
+//!   spans.parquet    one row per span, sorted by trace ID then start (columns.rs)
+//!   traces.parquet   one row per trace: its summary and where its rows are
+//!   meta.json        written last: time range, counts, services, span names
+//! ```
+//!
+//! A block is written under `blocks/.tmp-<seq>`, every file fsync'd, then the
+//! directory is renamed into place and `blocks/` fsync'd: a crash leaves either
+//! no block or a whole one, never half of one visible. A directory without a
+//! readable `meta.json` or whose files do not open is reported and skipped.
+//!
+//! In memory a block keeps its metadata, the Parquet footers (with page
+//! indexes, so a trace's rows are read page by page) and its trace-ID index:
+//! the sorted trace IDs with their row ranges (24 bytes per trace).
+
+use std::collections::BTreeSet;
+use std::fs::File;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use arrow_array::builder::{
+    FixedSizeBinaryBuilder, Int64Builder, ListBuilder, StringBuilder, TimestampNanosecondBuilder, UInt32Builder,
+};
+use arrow_array::cast::AsArray;
+use arrow_array::types::{Int64Type, TimestampNanosecondType, UInt32Type};
+use arrow_array::{ArrayRef, RecordBatch};
+use arrow_schema::{DataType, Field, Schema, SchemaRef, TimeUnit};
+use parquet::arrow::arrow_reader::{
+    ArrowReaderMetadata, ArrowReaderOptions, ParquetRecordBatchReaderBuilder, RowSelection, RowSelector,
+};
+use parquet::arrow::{ArrowWriter, ProjectionMask};
+use parquet::basic::{Compression, ZstdLevel};
+use parquet::file::properties::{EnabledStatistics, WriterProperties};
+use serde::{Deserialize, Serialize};
+
+use crate::columns::{self, SPAN_SCHEMA};
+use crate::span::FullSpan;
+use crate::summary::TraceSummary;
+use crate::StoreError;
+
+/// Rows per Parquet row group.
+const ROW_GROUP_ROWS: usize = 64 * 1024;
+/// Rows per data page: small pages let a trace lookup read little.
+const PAGE_ROWS: usize = 2048;
+
+/// What `meta.json` holds.
+#[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq)]
+pub struct BlockMeta {
+    /// Order of creation; a higher one holds newer summaries.
+    pub seq: u64,
+    /// Earliest span start, Unix ns.
+    pub min_start: u64,
+    /// Latest span end, Unix ns.
+    pub max_end: u64,
+    /// Span rows.
+    pub spans: u64,
+    /// Traces.
+    pub traces: u64,
+    /// Bytes of its files.
+    pub bytes: u64,
+    /// Services with spans in it.
+    pub services: BTreeSet<String>,
+    /// (service, span name) pairs in it.
+    pub operations: BTreeSet<(String, String)>,
+    /// Blocks merged into it (empty for a sealed one).
+    #[serde(default)]
+    pub merged_from: Vec<u64>,
+}
+
+/// Where a trace's rows lie in a block.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct IndexEntry {
+    /// The trace.
+    pub trace_id: [u8; 16],
+    /// First row in `spans.parquet`.
+    pub first_row: u32,
+    /// Rows (its spans in this block).
+    pub rows: u32,
+}
+
+/// An open block.
+pub struct Block {
+    /// Its metadata.
+    pub meta: BlockMeta,
+    /// Its directory.
+    pub dir: PathBuf,
+    /// Sorted by trace ID; position = row in `traces.parquet`.
+    pub index: Vec<IndexEntry>,
+    spans: ArrowReaderMetadata,
+    traces: ArrowReaderMetadata,
+}
+
+impl std::fmt::Debug for Block {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Block").field("seq", &self.meta.seq).field("spans", &self.meta.spans).finish()
+    }
+}
+
+fn io(path: &Path) -> impl Fn(std::io::Error) -> StoreError + '_ {
+    move |source| StoreError::Io { path: path.display().to_string(), source }
+}
+
+fn pq(path: &Path) -> impl Fn(parquet::errors::ParquetError) -> StoreError + '_ {
+    move |e| StoreError::Format(format!("{}: {e}", path.display()))
+}
+
+/// The schema of `traces.parquet`.
+pub fn trace_schema() -> SchemaRef {
+    let ts = || DataType::Timestamp(TimeUnit::Nanosecond, Some("UTC".into()));
+    Arc::new(Schema::new(vec![
+        Field::new("trace_id", DataType::FixedSizeBinary(16), false),
+        Field::new("first_row", DataType::UInt32, false),
+        Field::new("rows", DataType::UInt32, false),
+        Field::new("root_service", DataType::Utf8, false),
+        Field::new("root_name", DataType::Utf8, false),
+        Field::new("start_time", ts(), false),
+        Field::new("duration_ns", DataType::Int64, false),
+        Field::new("min_start", ts(), false),
+        Field::new("max_end", ts(), false),
+        Field::new("span_count", DataType::UInt32, false),
+        Field::new("error_count", DataType::UInt32, false),
+        Field::new("orphan_count", DataType::UInt32, false),
+        Field::new("services", DataType::List(Arc::new(Field::new("item", DataType::Utf8, true))), false),
+    ]))
+}
+
+fn props() -> WriterProperties {
+    WriterProperties::builder()
+        .set_compression(Compression::ZSTD(ZstdLevel::try_new(3).unwrap_or_default()))
+        .set_max_row_group_row_count(Some(ROW_GROUP_ROWS))
+        .set_data_page_row_count_limit(PAGE_ROWS)
+        .set_write_batch_size(PAGE_ROWS)
+        .set_statistics_enabled(EnabledStatistics::Page)
+        .set_created_by("weft".into())
+        .build()
+}
+
+fn write_parquet(path: &Path, batches: &[RecordBatch], schema: SchemaRef) -> Result<u64, StoreError> {
+    let file = File::create(path).map_err(io(path))?;
+    let mut w = ArrowWriter::try_new(file, schema, Some(props())).map_err(pq(path))?;
+    for b in batches {
+        w.write(b).map_err(pq(path))?;
+    }
+    let file = w.into_inner().map_err(pq(path))?;
+    file.sync_all().map_err(io(path))?;
+    Ok(file.metadata().map_err(io(path))?.len())
+}
+
+fn fsync_dir(dir: &Path) -> Result<(), StoreError> {
+    File::open(dir).and_then(|d| d.sync_all()).map_err(io(dir))
+}
+
+/// Name of block `seq`'s directory.
+pub fn dir_name(seq: u64) -> String {
+    format!("{seq:016}")
+}
+
+/// Writes a block of `traces` (each: its summary and its spans in this block),
+/// durably, and opens it.
+pub fn write(
+    blocks_dir: &Path,
+    seq: u64,
+    mut traces: Vec<(TraceSummary, Vec<FullSpan>)>,
+    merged_from: Vec<u64>,
+) -> Result<Block, StoreError> {
+    traces.sort_by(|a, b| a.0.trace_id.cmp(&b.0.trace_id));
+    let mut meta = BlockMeta { seq, min_start: u64::MAX, merged_from, ..Default::default() };
+    let mut rows: Vec<&FullSpan> = Vec::new();
+    let mut index = Vec::with_capacity(traces.len());
+    for (_, spans) in &mut traces {
+        spans.sort_by_key(|s| s.span.start_time_unix_nano);
+    }
+    for (sum, spans) in &traces {
+        index.push(IndexEntry { trace_id: sum.trace_id, first_row: rows.len() as u32, rows: spans.len() as u32 });
+        for s in spans.iter() {
+            meta.min_start = meta.min_start.min(s.span.start_time_unix_nano);
+            meta.max_end = meta.max_end.max(s.span.end_time_unix_nano);
+            if !meta.services.contains(&*s.origin.service) {
+                meta.services.insert(s.origin.service.to_string());
+            }
+            if meta.operations.len() < 10_000 {
+                let op = (s.origin.service.to_string(), s.span.name.clone());
+                meta.operations.insert(op);
+            }
+            rows.push(s);
+        }
+    }
+    if rows.is_empty() {
+        meta.min_start = 0;
+    }
+    meta.spans = rows.len() as u64;
+    meta.traces = traces.len() as u64;
+    let tmp = blocks_dir.join(format!(".tmp-{}", dir_name(seq)));
+    let _ = std::fs::remove_dir_all(&tmp);
+    std::fs::create_dir_all(&tmp).map_err(io(&tmp))?;
+    let mut batches = Vec::new();
+    for chunk in rows.chunks(ROW_GROUP_ROWS) {
+        batches.push(columns::to_batch(chunk)?);
+    }
+    meta.bytes = write_parquet(&tmp.join("spans.parquet"), &batches, SPAN_SCHEMA.clone())?;
+    let summaries: Vec<(&TraceSummary, &IndexEntry)> = traces.iter().map(|t| &t.0).zip(&index).collect();
+    meta.bytes += write_parquet(&tmp.join("traces.parquet"), &[summary_batch(&summaries)?], trace_schema())?;
+    let meta_path = tmp.join("meta.json");
+    let json = serde_json::to_vec_pretty(&meta).map_err(|e| StoreError::Format(e.to_string()))?;
+    std::fs::write(&meta_path, json).map_err(io(&meta_path))?;
+    File::open(&meta_path).and_then(|f| f.sync_all()).map_err(io(&meta_path))?;
+    fsync_dir(&tmp)?;
+    let dest = blocks_dir.join(dir_name(seq));
+    std::fs::rename(&tmp, &dest).map_err(io(&dest))?;
+    fsync_dir(blocks_dir)?;
+    Block::open_with(dest, meta, index)
+}
+
+fn summary_batch(rows: &[(&TraceSummary, &IndexEntry)]) -> Result<RecordBatch, StoreError> {
+    let ts = || TimestampNanosecondBuilder::new().with_timezone("UTC");
+    let mut id = FixedSizeBinaryBuilder::new(16);
+    let (mut first, mut nrows) = (UInt32Builder::new(), UInt32Builder::new());
+    let (mut rs, mut rn) = (StringBuilder::new(), StringBuilder::new());
+    let (mut start, mut dur, mut min_s, mut max_e) = (ts(), Int64Builder::new(), ts(), ts());
+    let (mut spans, mut errors, mut orphans) = (UInt32Builder::new(), UInt32Builder::new(), UInt32Builder::new());
+    let mut services = ListBuilder::new(StringBuilder::new());
+    for (s, e) in rows {
+        let _ = id.append_value(s.trace_id);
+        first.append_value(e.first_row);
+        nrows.append_value(e.rows);
+        rs.append_value(&s.root_service);
+        rn.append_value(&s.root_name);
+        start.append_value(s.start as i64);
+        dur.append_value(s.duration as i64);
+        min_s.append_value(s.min_start as i64);
+        max_e.append_value(s.max_end as i64);
+        spans.append_value(s.span_count);
+        errors.append_value(s.error_count);
+        orphans.append_value(s.orphan_count);
+        for svc in &s.services {
+            services.values().append_value(svc);
+        }
+        services.append(true);
+    }
+    let cols: Vec<ArrayRef> = vec![
+        Arc::new(id.finish()),
+        Arc::new(first.finish()),
+        Arc::new(nrows.finish()),
+        Arc::new(rs.finish()),
+        Arc::new(rn.finish()),
+        Arc::new(start.finish()),
+        Arc::new(dur.finish()),
+        Arc::new(min_s.finish()),
+        Arc::new(max_e.finish()),
+        Arc::new(spans.finish()),
+        Arc::new(errors.finish()),
+        Arc::new(orphans.finish()),
+        Arc::new(services.finish()),
+    ];
+    RecordBatch::try_new(trace_schema(), cols).map_err(|e| StoreError::Format(e.to_string()))
+}
+
+/// Reads summaries (with their index entries) from a `traces.parquet` batch.
+fn read_summaries(batch: &RecordBatch) -> Result<Vec<(TraceSummary, IndexEntry)>, StoreError> {
+    let bad = |w: &str| StoreError::Format(format!("traces.parquet column {w} has an unexpected type"));
+    let c = |i: usize| batch.column(i);
+    let id = c(0).as_fixed_size_binary_opt().ok_or_else(|| bad("trace_id"))?;
+    let u32c = |i: usize, w: &str| c(i).as_primitive_opt::<UInt32Type>().ok_or_else(|| bad(w));
+    let tsc = |i: usize, w: &str| c(i).as_primitive_opt::<TimestampNanosecondType>().ok_or_else(|| bad(w));
+    let (first, rows) = (u32c(1, "first_row")?, u32c(2, "rows")?);
+    let rs = c(3).as_string_opt::<i32>().ok_or_else(|| bad("root_service"))?;
+    let rn = c(4).as_string_opt::<i32>().ok_or_else(|| bad("root_name"))?;
+    let start = tsc(5, "start_time")?;
+    let dur = c(6).as_primitive_opt::<Int64Type>().ok_or_else(|| bad("duration_ns"))?;
+    let (min_s, max_e) = (tsc(7, "min_start")?, tsc(8, "max_end")?);
+    let (spans, errors, orphans) = (u32c(9, "span_count")?, u32c(10, "error_count")?, u32c(11, "orphan_count")?);
+    let services = c(12).as_list_opt::<i32>().ok_or_else(|| bad("services"))?;
+    let svc_values = services.values().as_string_opt::<i32>().ok_or_else(|| bad("services"))?;
+    let mut out = Vec::with_capacity(batch.num_rows());
+    for i in 0..batch.num_rows() {
+        let mut trace_id = [0u8; 16];
+        trace_id.copy_from_slice(id.value(i));
+        let o = services.value_offsets();
+        let sum = TraceSummary {
+            trace_id,
+            root_service: rs.value(i).to_owned(),
+            root_name: rn.value(i).to_owned(),
+            start: start.value(i) as u64,
+            duration: dur.value(i) as u64,
+            min_start: min_s.value(i) as u64,
+            max_end: max_e.value(i) as u64,
+            span_count: spans.value(i),
+            error_count: errors.value(i),
+            services: (o[i] as usize..o[i + 1] as usize).map(|k| svc_values.value(k).to_owned()).collect(),
+            orphan_count: orphans.value(i),
+        };
+        out.push((sum, IndexEntry { trace_id, first_row: first.value(i), rows: rows.value(i) }));
+    }
+    Ok(out)
+}
+
+fn load_meta(path: &Path) -> Result<ArrowReaderMetadata, StoreError> {
+    let f = File::open(path).map_err(io(path))?;
+    ArrowReaderMetadata::load(
+        &f,
+        ArrowReaderOptions::new().with_page_index_policy(parquet::file::metadata::PageIndexPolicy::Required),
+    )
+    .map_err(pq(path))
+}
+
+/// A selection of `ranges` (sorted, disjoint) out of `total` rows.
+fn selection(ranges: &[(usize, usize)], total: usize) -> RowSelection {
+    let mut sel = Vec::new();
+    let mut at = 0;
+    for &(from, len) in ranges {
+        if from > at {
+            sel.push(RowSelector::skip(from - at));
+        }
+        sel.push(RowSelector::select(len));
+        at = from + len;
+    }
+    if at < total {
+        sel.push(RowSelector::skip(total - at));
+    }
+    RowSelection::from(sel)
+}
+
+impl Block {
+    fn open_with(dir: PathBuf, meta: BlockMeta, index: Vec<IndexEntry>) -> Result<Block, StoreError> {
+        let spans = load_meta(&dir.join("spans.parquet"))?;
+        let traces = load_meta(&dir.join("traces.parquet"))?;
+        Ok(Block { meta, dir, index, spans, traces })
+    }
+
+    /// Opens a block directory written by [`write`].
+    pub fn open(dir: &Path) -> Result<Block, StoreError> {
+        let meta_path = dir.join("meta.json");
+        let text = std::fs::read(&meta_path).map_err(io(&meta_path))?;
+        let meta: BlockMeta =
+            serde_json::from_slice(&text).map_err(|e| StoreError::Format(format!("{}: {e}", meta_path.display())))?;
+        let mut block = Block::open_with(dir.to_path_buf(), meta, Vec::new())?;
+        block.index = block.all_summaries()?.into_iter().map(|(_, e)| e).collect();
+        if block.index.windows(2).any(|w| w[0].trace_id >= w[1].trace_id) {
+            return Err(StoreError::Format(format!("{}: trace index is not sorted", dir.display())));
+        }
+        let total: u64 = block.index.iter().map(|e| u64::from(e.rows)).sum();
+        if total != block.meta.spans || block.spans.metadata().file_metadata().num_rows() as u64 != total {
+            return Err(StoreError::Format(format!("{}: row counts disagree", dir.display())));
+        }
+        Ok(block)
+    }
+
+    /// Where `trace_id`'s rows are, if it has any here.
+    pub fn find(&self, trace_id: &[u8; 16]) -> Option<(usize, IndexEntry)> {
+        self.index.binary_search_by(|e| e.trace_id.cmp(trace_id)).ok().map(|i| (i, self.index[i]))
+    }
+
+    fn read(
+        &self,
+        file: &str,
+        meta: &ArrowReaderMetadata,
+        ranges: &[(usize, usize)],
+        total: usize,
+        projection: Option<&[usize]>,
+    ) -> Result<Vec<RecordBatch>, StoreError> {
+        let path = self.dir.join(file);
+        let f = File::open(&path).map_err(io(&path))?;
+        let mut b = ParquetRecordBatchReaderBuilder::new_with_metadata(f, meta.clone()).with_batch_size(8192);
+        if ranges.len() != 1 || ranges[0] != (0, total) {
+            b = b.with_row_selection(selection(ranges, total));
+        }
+        if let Some(p) = projection {
+            let mask = ProjectionMask::roots(meta.parquet_schema(), p.iter().copied());
+            b = b.with_projection(mask);
+        }
+        let reader = b.build().map_err(pq(&path))?;
+        reader.collect::<Result<Vec<_>, _>>().map_err(|e| StoreError::Format(format!("{}: {e}", path.display())))
+    }
+
+    /// The spans in rows `ranges` (sorted, disjoint).
+    pub fn spans_at(&self, ranges: &[(usize, usize)]) -> Result<Vec<FullSpan>, StoreError> {
+        if ranges.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut out = Vec::new();
+        for b in self.read("spans.parquet", &self.spans, ranges, self.meta.spans as usize, None)? {
+            out.extend(columns::from_batch(&b)?);
+        }
+        Ok(out)
+    }
+
+    /// Projected span columns (by `columns::col` index) of every row, in
+    /// row-group-sized batches, for scans.
+    pub fn scan(&self, projection: &[usize], row_groups: Option<Vec<usize>>) -> Result<Vec<RecordBatch>, StoreError> {
+        let path = self.dir.join("spans.parquet");
+        let f = File::open(&path).map_err(io(&path))?;
+        let mask = ProjectionMask::roots(self.spans.parquet_schema(), projection.iter().copied());
+        let mut b = ParquetRecordBatchReaderBuilder::new_with_metadata(f, self.spans.clone())
+            .with_projection(mask)
+            .with_batch_size(ROW_GROUP_ROWS);
+        if let Some(rg) = row_groups {
+            b = b.with_row_groups(rg);
+        }
+        let reader = b.build().map_err(pq(&path))?;
+        reader.collect::<Result<Vec<_>, _>>().map_err(|e| StoreError::Format(format!("{}: {e}", path.display())))
+    }
+
+    /// Row groups of `spans.parquet` whose start times may fall in `[from, to)`,
+    /// with the first row of each.
+    pub fn row_groups_in(&self, from: u64, to: u64) -> Vec<(usize, usize)> {
+        let mut out = Vec::new();
+        let mut first = 0usize;
+        for (i, rg) in self.spans.metadata().row_groups().iter().enumerate() {
+            let keep = match rg.column(columns::col::START).statistics() {
+                Some(parquet::file::statistics::Statistics::Int64(s)) => match (s.min_opt(), s.max_opt()) {
+                    (Some(&lo), Some(&hi)) => (lo as u64) < to && (hi as u64) >= from,
+                    _ => true,
+                },
+                _ => true,
+            };
+            if keep {
+                out.push((i, first));
+            }
+            first += rg.num_rows() as usize;
+        }
+        out
+    }
+
+    /// The summaries at positions `at` (sorted) of the index.
+    pub fn summaries_at(&self, at: &[usize]) -> Result<Vec<TraceSummary>, StoreError> {
+        let ranges: Vec<(usize, usize)> = at.iter().map(|&i| (i, 1)).collect();
+        if ranges.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut out = Vec::new();
+        for b in self.read("traces.parquet", &self.traces, &merge_ranges(ranges), self.meta.traces as usize, None)? {
+            out.extend(read_summaries(&b)?.into_iter().map(|(s, _)| s));
+        }
+        Ok(out)
+    }
+
+    /// Every summary, in trace-ID order, with its index entry.
+    pub fn all_summaries(&self) -> Result<Vec<(TraceSummary, IndexEntry)>, StoreError> {
+        let total = self.traces.metadata().file_metadata().num_rows() as usize;
+        let mut out = Vec::with_capacity(total);
+        for b in self.read("traces.parquet", &self.traces, &[(0, total)], total, None)? {
+            out.extend(read_summaries(&b)?);
+        }
+        Ok(out)
+    }
+
+    /// Every span and summary, trace by trace (for compaction).
+    pub fn all_traces(&self) -> Result<Vec<(TraceSummary, Vec<FullSpan>)>, StoreError> {
+        let sums = self.all_summaries()?;
+        let mut spans = self.spans_at(&[(0, self.meta.spans as usize)])?.into_iter();
+        Ok(sums.into_iter().map(|(s, e)| (s, spans.by_ref().take(e.rows as usize).collect())).collect())
+    }
+}
+
+/// Joins adjacent ranges.
+pub fn merge_ranges(mut r: Vec<(usize, usize)>) -> Vec<(usize, usize)> {
+    r.sort_unstable();
+    let mut out: Vec<(usize, usize)> = Vec::with_capacity(r.len());
+    for (from, len) in r {
+        match out.last_mut() {
+            Some(last) if last.0 + last.1 >= from => last.1 = last.1.max(from + len - last.0),
+            _ => out.push((from, len)),
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::columns::tests::rich_span;
+
+    fn trace(t: u8, n: u8) -> (TraceSummary, Vec<FullSpan>) {
+        let spans: Vec<FullSpan> = (1..=n).map(|i| rich_span(t, i)).collect();
+        (TraceSummary::of([t; 16], &spans), spans)
+    }
+
+    #[test]
+    fn written_blocks_open_and_answer_by_trace_id() {
+        let dir = tempfile::tempdir().unwrap();
+        let b = write(dir.path(), 7, vec![trace(3, 2), trace(1, 3), trace(2, 1)], vec![]).unwrap();
+        assert_eq!((b.meta.spans, b.meta.traces), (6, 3));
+        let again = Block::open(&dir.path().join(dir_name(7))).unwrap();
+        assert_eq!(again.index, b.index);
+        assert_eq!(again.meta, b.meta);
+        let (pos, e) = again.find(&[3; 16]).unwrap();
+        let spans = again.spans_at(&[(e.first_row as usize, e.rows as usize)]).unwrap();
+        assert_eq!(spans, trace(3, 2).1);
+        assert_eq!(again.summaries_at(&[pos]).unwrap(), vec![trace(3, 2).0]);
+        assert!(again.find(&[9; 16]).is_none());
+        assert_eq!(again.all_traces().unwrap().len(), 3);
+        assert!(!dir.path().join(".tmp-0000000000000007").exists());
+    }
+
+    #[test]
+    fn damaged_blocks_are_errors_not_panics() {
+        let dir = tempfile::tempdir().unwrap();
+        write(dir.path(), 1, vec![trace(1, 2)], vec![]).unwrap();
+        let d = dir.path().join(dir_name(1));
+        let f = d.join("spans.parquet");
+        let mut bytes = std::fs::read(&f).unwrap();
+        let n = bytes.len();
+        bytes.truncate(n / 2);
+        std::fs::write(&f, &bytes).unwrap();
+        assert!(Block::open(&d).is_err());
+        std::fs::write(d.join("meta.json"), b"{not json").unwrap();
+        assert!(Block::open(&d).is_err());
+    }
+
+    #[test]
+    fn ranges_merge() {
+        assert_eq!(merge_ranges(vec![(5, 1), (0, 2), (2, 1), (6, 3)]), vec![(0, 3), (5, 4)]);
+    }
+}

@@ -1,0 +1,624 @@
+//! The columnar layout of spans in a block, and the conversions between OTLP
+//! spans and Arrow record batches (which the Parquet writer and reader use).
+//!
+//! One row per span. Attributes (of the span, its events, links, resource and
+//! scope) are lists of a `KeyValue` struct with one column per value type, so
+//! standard tools read them as typed values: `string`, `int`, `double`, `bool`;
+//! bytes, arrays and maps go to `other` as an encoded OTLP `AnyValue`. The end
+//! time is stored as `duration_ns` (small numbers compress far better than a
+//! second timestamp); `start_time + duration_ns` gives it back exactly.
+
+use std::sync::{Arc, LazyLock};
+
+use arrow_array::builder::{
+    BinaryBuilder, BooleanBuilder, FixedSizeBinaryBuilder, Float64Builder, Int32Builder, Int64Builder, StringBuilder,
+    TimestampNanosecondBuilder, UInt32Builder,
+};
+use arrow_array::cast::AsArray;
+use arrow_array::types::{Float64Type, Int32Type, Int64Type, TimestampNanosecondType, UInt32Type};
+use arrow_array::{Array, ArrayRef, ListArray, RecordBatch, StructArray};
+use arrow_buffer::OffsetBuffer;
+use arrow_schema::{DataType, Field, Fields, Schema, SchemaRef, TimeUnit};
+use opentelemetry_proto::tonic::common::v1::any_value::Value as AnyValue;
+use opentelemetry_proto::tonic::common::v1::{AnyValue as Any, InstrumentationScope, KeyValue};
+use opentelemetry_proto::tonic::trace::v1::span::{Event, Link};
+use opentelemetry_proto::tonic::trace::v1::{Span, Status};
+use prost::Message;
+
+use crate::span::{FullSpan, Origin};
+use crate::StoreError;
+
+fn kv_fields() -> Fields {
+    Fields::from(vec![
+        Field::new("key", DataType::Utf8, false),
+        Field::new("string", DataType::Utf8, true),
+        Field::new("int", DataType::Int64, true),
+        Field::new("double", DataType::Float64, true),
+        Field::new("bool", DataType::Boolean, true),
+        Field::new("other", DataType::Binary, true),
+    ])
+}
+
+fn kv_list() -> DataType {
+    DataType::List(Arc::new(Field::new("item", DataType::Struct(kv_fields()), false)))
+}
+
+fn event_fields() -> Fields {
+    Fields::from(vec![
+        Field::new("time", DataType::Timestamp(TimeUnit::Nanosecond, Some("UTC".into())), false),
+        Field::new("name", DataType::Utf8, false),
+        Field::new("attributes", kv_list(), false),
+        Field::new("dropped_attributes_count", DataType::UInt32, false),
+    ])
+}
+
+fn link_fields() -> Fields {
+    Fields::from(vec![
+        Field::new("trace_id", DataType::FixedSizeBinary(16), false),
+        Field::new("span_id", DataType::FixedSizeBinary(8), false),
+        Field::new("trace_state", DataType::Utf8, true),
+        Field::new("attributes", kv_list(), false),
+        Field::new("dropped_attributes_count", DataType::UInt32, false),
+        Field::new("flags", DataType::UInt32, false),
+    ])
+}
+
+/// Column names, in schema order.
+pub mod col {
+    #![allow(missing_docs)]
+    pub const TRACE_ID: usize = 0;
+    pub const SPAN_ID: usize = 1;
+    pub const PARENT_SPAN_ID: usize = 2;
+    pub const SERVICE: usize = 3;
+    pub const NAME: usize = 4;
+    pub const KIND: usize = 5;
+    pub const START: usize = 6;
+    pub const DURATION: usize = 7;
+    pub const STATUS_CODE: usize = 8;
+    pub const STATUS_MESSAGE: usize = 9;
+    pub const TRACE_STATE: usize = 10;
+    pub const FLAGS: usize = 11;
+    pub const ATTRIBUTES: usize = 12;
+    pub const EVENTS: usize = 13;
+    pub const LINKS: usize = 14;
+    pub const DROPPED_ATTRIBUTES: usize = 15;
+    pub const DROPPED_EVENTS: usize = 16;
+    pub const DROPPED_LINKS: usize = 17;
+    pub const RESOURCE_ATTRIBUTES: usize = 18;
+    pub const SCOPE_NAME: usize = 19;
+    pub const SCOPE_VERSION: usize = 20;
+    pub const SCOPE_ATTRIBUTES: usize = 21;
+}
+
+/// The schema of a block's spans.
+pub static SPAN_SCHEMA: LazyLock<SchemaRef> = LazyLock::new(|| {
+    Arc::new(Schema::new(vec![
+        Field::new("trace_id", DataType::FixedSizeBinary(16), false),
+        Field::new("span_id", DataType::FixedSizeBinary(8), false),
+        Field::new("parent_span_id", DataType::FixedSizeBinary(8), true),
+        Field::new("service", DataType::Utf8, false),
+        Field::new("name", DataType::Utf8, false),
+        Field::new("kind", DataType::Int32, false),
+        Field::new("start_time", DataType::Timestamp(TimeUnit::Nanosecond, Some("UTC".into())), false),
+        Field::new("duration_ns", DataType::Int64, false),
+        Field::new("status_code", DataType::Int32, false),
+        Field::new("status_message", DataType::Utf8, true),
+        Field::new("trace_state", DataType::Utf8, true),
+        Field::new("flags", DataType::UInt32, false),
+        Field::new("attributes", kv_list(), false),
+        Field::new(
+            "events",
+            DataType::List(Arc::new(Field::new("item", DataType::Struct(event_fields()), false))),
+            false,
+        ),
+        Field::new(
+            "links",
+            DataType::List(Arc::new(Field::new("item", DataType::Struct(link_fields()), false))),
+            false,
+        ),
+        Field::new("dropped_attributes_count", DataType::UInt32, false),
+        Field::new("dropped_events_count", DataType::UInt32, false),
+        Field::new("dropped_links_count", DataType::UInt32, false),
+        Field::new("resource_attributes", kv_list(), false),
+        Field::new("scope_name", DataType::Utf8, false),
+        Field::new("scope_version", DataType::Utf8, false),
+        Field::new("scope_attributes", kv_list(), false),
+    ]))
+});
+
+/// Builds a list of `KeyValue` structs.
+#[derive(Default)]
+struct KvCols {
+    offsets: Vec<i32>,
+    key: StringBuilder,
+    string: StringBuilder,
+    int: Int64Builder,
+    double: Float64Builder,
+    boolean: BooleanBuilder,
+    other: BinaryBuilder,
+    n: i32,
+}
+
+impl KvCols {
+    fn push(&mut self, kvs: &[KeyValue]) {
+        if self.offsets.is_empty() {
+            self.offsets.push(0);
+        }
+        for kv in kvs {
+            self.key.append_value(&kv.key);
+            let v = kv.value.as_ref().and_then(|v| v.value.as_ref());
+            match v {
+                Some(AnyValue::StringValue(s)) => self.string.append_value(s),
+                _ => self.string.append_null(),
+            }
+            match v {
+                Some(AnyValue::IntValue(i)) => self.int.append_value(*i),
+                _ => self.int.append_null(),
+            }
+            match v {
+                Some(AnyValue::DoubleValue(d)) => self.double.append_value(*d),
+                _ => self.double.append_null(),
+            }
+            match v {
+                Some(AnyValue::BoolValue(b)) => self.boolean.append_value(*b),
+                _ => self.boolean.append_null(),
+            }
+            match v {
+                Some(AnyValue::BytesValue(_) | AnyValue::ArrayValue(_) | AnyValue::KvlistValue(_)) => {
+                    self.other.append_value(kv.value.as_ref().map(|a| a.encode_to_vec()).unwrap_or_default())
+                }
+                _ => self.other.append_null(),
+            }
+        }
+        self.n += kvs.len() as i32;
+        self.offsets.push(self.n);
+    }
+
+    fn finish(mut self) -> ArrayRef {
+        if self.offsets.is_empty() {
+            self.offsets.push(0);
+        }
+        let values = StructArray::new(
+            kv_fields(),
+            vec![
+                Arc::new(self.key.finish()),
+                Arc::new(self.string.finish()),
+                Arc::new(self.int.finish()),
+                Arc::new(self.double.finish()),
+                Arc::new(self.boolean.finish()),
+                Arc::new(self.other.finish()),
+            ],
+            None,
+        );
+        Arc::new(ListArray::new(
+            Arc::new(Field::new("item", DataType::Struct(kv_fields()), false)),
+            OffsetBuffer::new(self.offsets.into()),
+            Arc::new(values),
+            None,
+        ))
+    }
+}
+
+fn fixed(width: i32) -> FixedSizeBinaryBuilder {
+    FixedSizeBinaryBuilder::new(width)
+}
+
+fn push_id(b: &mut FixedSizeBinaryBuilder, id: &[u8], width: usize) {
+    if id.len() == width {
+        let _ = b.append_value(id);
+    } else {
+        // Never happens for checked spans; a zero ID keeps the row well formed.
+        let _ = b.append_value(vec![0u8; width]);
+    }
+}
+
+fn list_of(fields: Fields, offsets: Vec<i32>, arrays: Vec<ArrayRef>) -> ArrayRef {
+    let values = StructArray::new(fields.clone(), arrays, None);
+    Arc::new(ListArray::new(
+        Arc::new(Field::new("item", DataType::Struct(fields), false)),
+        OffsetBuffer::new(offsets.into()),
+        Arc::new(values),
+        None,
+    ))
+}
+
+fn ts() -> TimestampNanosecondBuilder {
+    TimestampNanosecondBuilder::new().with_timezone("UTC")
+}
+
+/// Builds the record batch of `spans`, in the order given.
+pub fn to_batch(spans: &[&FullSpan]) -> Result<RecordBatch, StoreError> {
+    let n = spans.len();
+    let mut trace_id = fixed(16);
+    let mut span_id = fixed(8);
+    let mut parent = fixed(8);
+    let mut service = StringBuilder::with_capacity(n, n * 8);
+    let mut name = StringBuilder::with_capacity(n, n * 16);
+    let mut kind = Int32Builder::with_capacity(n);
+    let mut start = ts();
+    let mut duration = Int64Builder::with_capacity(n);
+    let mut status_code = Int32Builder::with_capacity(n);
+    let mut status_message = StringBuilder::new();
+    let mut trace_state = StringBuilder::new();
+    let mut flags = UInt32Builder::with_capacity(n);
+    let mut attributes = KvCols::default();
+    let (mut ev_off, mut ev_time, mut ev_name, mut ev_attrs, mut ev_dropped) =
+        (vec![0i32], ts(), StringBuilder::new(), KvCols::default(), UInt32Builder::new());
+    let (mut ln_off, mut ln_trace, mut ln_span, mut ln_state, mut ln_attrs, mut ln_dropped, mut ln_flags) = (
+        vec![0i32],
+        fixed(16),
+        fixed(8),
+        StringBuilder::new(),
+        KvCols::default(),
+        UInt32Builder::new(),
+        UInt32Builder::new(),
+    );
+    let mut dropped =
+        [UInt32Builder::with_capacity(n), UInt32Builder::with_capacity(n), UInt32Builder::with_capacity(n)];
+    let mut resource = KvCols::default();
+    let mut scope_name = StringBuilder::new();
+    let mut scope_version = StringBuilder::new();
+    let mut scope_attrs = KvCols::default();
+    for fs in spans {
+        let s = &fs.span;
+        push_id(&mut trace_id, &s.trace_id, 16);
+        push_id(&mut span_id, &s.span_id, 8);
+        if s.parent_span_id.len() == 8 {
+            let _ = parent.append_value(&s.parent_span_id);
+        } else {
+            parent.append_null();
+        }
+        service.append_value(&*fs.origin.service);
+        name.append_value(&s.name);
+        kind.append_value(s.kind);
+        start.append_value(s.start_time_unix_nano as i64);
+        duration.append_value(s.end_time_unix_nano.wrapping_sub(s.start_time_unix_nano) as i64);
+        let st = s.status.as_ref();
+        status_code.append_value(st.map_or(0, |st| st.code));
+        match st.map(|st| st.message.as_str()).filter(|m| !m.is_empty()) {
+            Some(m) => status_message.append_value(m),
+            None => status_message.append_null(),
+        }
+        if s.trace_state.is_empty() {
+            trace_state.append_null();
+        } else {
+            trace_state.append_value(&s.trace_state);
+        }
+        flags.append_value(s.flags);
+        attributes.push(&s.attributes);
+        for e in &s.events {
+            ev_time.append_value(e.time_unix_nano as i64);
+            ev_name.append_value(&e.name);
+            ev_attrs.push(&e.attributes);
+            ev_dropped.append_value(e.dropped_attributes_count);
+        }
+        ev_off.push(ev_off[ev_off.len() - 1] + s.events.len() as i32);
+        for l in &s.links {
+            push_id(&mut ln_trace, &l.trace_id, 16);
+            push_id(&mut ln_span, &l.span_id, 8);
+            if l.trace_state.is_empty() {
+                ln_state.append_null();
+            } else {
+                ln_state.append_value(&l.trace_state);
+            }
+            ln_attrs.push(&l.attributes);
+            ln_dropped.append_value(l.dropped_attributes_count);
+            ln_flags.append_value(l.flags);
+        }
+        ln_off.push(ln_off[ln_off.len() - 1] + s.links.len() as i32);
+        dropped[0].append_value(s.dropped_attributes_count);
+        dropped[1].append_value(s.dropped_events_count);
+        dropped[2].append_value(s.dropped_links_count);
+        resource.push(&fs.origin.resource);
+        scope_name.append_value(&fs.origin.scope.name);
+        scope_version.append_value(&fs.origin.scope.version);
+        scope_attrs.push(&fs.origin.scope.attributes);
+    }
+    let [mut d0, mut d1, mut d2] = dropped;
+    let columns: Vec<ArrayRef> = vec![
+        Arc::new(trace_id.finish()),
+        Arc::new(span_id.finish()),
+        Arc::new(parent.finish()),
+        Arc::new(service.finish()),
+        Arc::new(name.finish()),
+        Arc::new(kind.finish()),
+        Arc::new(start.finish()),
+        Arc::new(duration.finish()),
+        Arc::new(status_code.finish()),
+        Arc::new(status_message.finish()),
+        Arc::new(trace_state.finish()),
+        Arc::new(flags.finish()),
+        attributes.finish(),
+        list_of(
+            event_fields(),
+            ev_off,
+            vec![
+                Arc::new(ev_time.finish()),
+                Arc::new(ev_name.finish()),
+                ev_attrs.finish(),
+                Arc::new(ev_dropped.finish()),
+            ],
+        ),
+        list_of(
+            link_fields(),
+            ln_off,
+            vec![
+                Arc::new(ln_trace.finish()),
+                Arc::new(ln_span.finish()),
+                Arc::new(ln_state.finish()),
+                ln_attrs.finish(),
+                Arc::new(ln_dropped.finish()),
+                Arc::new(ln_flags.finish()),
+            ],
+        ),
+        Arc::new(d0.finish()),
+        Arc::new(d1.finish()),
+        Arc::new(d2.finish()),
+        resource.finish(),
+        Arc::new(scope_name.finish()),
+        Arc::new(scope_version.finish()),
+        scope_attrs.finish(),
+    ];
+    RecordBatch::try_new(SPAN_SCHEMA.clone(), columns).map_err(|e| StoreError::Format(e.to_string()))
+}
+
+fn bad(what: &str) -> StoreError {
+    StoreError::Format(format!("block column {what} has an unexpected type"))
+}
+
+/// Reads a list of `KeyValue` structs at `row`.
+fn read_kvs(list: &ListArray, row: usize) -> Result<Vec<KeyValue>, StoreError> {
+    let offsets = list.value_offsets();
+    let (from, to) = (offsets[row] as usize, offsets[row + 1] as usize);
+    let st = list.values().as_struct_opt().ok_or_else(|| bad("attributes"))?;
+    let key = st.column(0).as_string_opt::<i32>().ok_or_else(|| bad("key"))?;
+    let string = st.column(1).as_string_opt::<i32>().ok_or_else(|| bad("string"))?;
+    let int = st.column(2).as_primitive_opt::<Int64Type>().ok_or_else(|| bad("int"))?;
+    let double = st.column(3).as_primitive_opt::<Float64Type>().ok_or_else(|| bad("double"))?;
+    let boolean = st.column(4).as_boolean_opt().ok_or_else(|| bad("bool"))?;
+    let other = st.column(5).as_binary_opt::<i32>().ok_or_else(|| bad("other"))?;
+    let mut out = Vec::with_capacity(to - from);
+    for i in from..to {
+        let value = if string.is_valid(i) {
+            Some(AnyValue::StringValue(string.value(i).to_owned()))
+        } else if int.is_valid(i) {
+            Some(AnyValue::IntValue(int.value(i)))
+        } else if double.is_valid(i) {
+            Some(AnyValue::DoubleValue(double.value(i)))
+        } else if boolean.is_valid(i) {
+            Some(AnyValue::BoolValue(boolean.value(i)))
+        } else if other.is_valid(i) {
+            Any::decode(other.value(i)).map_err(|e| StoreError::Format(format!("attribute value: {e}")))?.value
+        } else {
+            None
+        };
+        out.push(KeyValue {
+            key: key.value(i).to_owned(),
+            value: value.map(|v| Any { value: Some(v) }),
+            ..Default::default()
+        });
+    }
+    Ok(out)
+}
+
+fn kv_list_col(batch: &RecordBatch, c: usize) -> Result<&ListArray, StoreError> {
+    batch.column(c).as_list_opt::<i32>().ok_or_else(|| bad(batch.schema().field(c).name()))
+}
+
+fn opt_str(a: &arrow_array::StringArray, i: usize) -> String {
+    if a.is_valid(i) {
+        a.value(i).to_owned()
+    } else {
+        String::new()
+    }
+}
+
+/// Turns a full-schema batch back into spans (origins shared between
+/// consecutive rows with the same resource and scope).
+pub fn from_batch(batch: &RecordBatch) -> Result<Vec<FullSpan>, StoreError> {
+    if batch.num_columns() != SPAN_SCHEMA.fields().len() {
+        return Err(StoreError::Format(format!(
+            "block has {} columns, expected {}",
+            batch.num_columns(),
+            SPAN_SCHEMA.fields().len()
+        )));
+    }
+    let fsb = |c: usize| batch.column(c).as_fixed_size_binary_opt().ok_or_else(|| bad("id"));
+    let string = |c: usize| batch.column(c).as_string_opt::<i32>().ok_or_else(|| bad("string"));
+    let i32s = |c: usize| batch.column(c).as_primitive_opt::<Int32Type>().ok_or_else(|| bad("int32"));
+    let u32s = |c: usize| batch.column(c).as_primitive_opt::<UInt32Type>().ok_or_else(|| bad("uint32"));
+    let (trace_id, span_id, parent) = (fsb(col::TRACE_ID)?, fsb(col::SPAN_ID)?, fsb(col::PARENT_SPAN_ID)?);
+    let (service, name) = (string(col::SERVICE)?, string(col::NAME)?);
+    let kind = i32s(col::KIND)?;
+    let start =
+        batch.column(col::START).as_primitive_opt::<TimestampNanosecondType>().ok_or_else(|| bad("start_time"))?;
+    let duration = batch.column(col::DURATION).as_primitive_opt::<Int64Type>().ok_or_else(|| bad("duration_ns"))?;
+    let (status_code, status_message) = (i32s(col::STATUS_CODE)?, string(col::STATUS_MESSAGE)?);
+    let (trace_state, flags) = (string(col::TRACE_STATE)?, u32s(col::FLAGS)?);
+    let attributes = kv_list_col(batch, col::ATTRIBUTES)?;
+    let events = kv_list_col(batch, col::EVENTS)?;
+    let ev = events.values().as_struct_opt().ok_or_else(|| bad("events"))?;
+    let ev_time = ev.column(0).as_primitive_opt::<TimestampNanosecondType>().ok_or_else(|| bad("events.time"))?;
+    let ev_name = ev.column(1).as_string_opt::<i32>().ok_or_else(|| bad("events.name"))?;
+    let ev_attrs = ev.column(2).as_list_opt::<i32>().ok_or_else(|| bad("events.attributes"))?;
+    let ev_dropped = ev.column(3).as_primitive_opt::<UInt32Type>().ok_or_else(|| bad("events.dropped"))?;
+    let links = kv_list_col(batch, col::LINKS)?;
+    let ln = links.values().as_struct_opt().ok_or_else(|| bad("links"))?;
+    let ln_trace = ln.column(0).as_fixed_size_binary_opt().ok_or_else(|| bad("links.trace_id"))?;
+    let ln_span = ln.column(1).as_fixed_size_binary_opt().ok_or_else(|| bad("links.span_id"))?;
+    let ln_state = ln.column(2).as_string_opt::<i32>().ok_or_else(|| bad("links.trace_state"))?;
+    let ln_attrs = ln.column(3).as_list_opt::<i32>().ok_or_else(|| bad("links.attributes"))?;
+    let ln_dropped = ln.column(4).as_primitive_opt::<UInt32Type>().ok_or_else(|| bad("links.dropped"))?;
+    let ln_flags = ln.column(5).as_primitive_opt::<UInt32Type>().ok_or_else(|| bad("links.flags"))?;
+    let dropped = [u32s(col::DROPPED_ATTRIBUTES)?, u32s(col::DROPPED_EVENTS)?, u32s(col::DROPPED_LINKS)?];
+    let resource = kv_list_col(batch, col::RESOURCE_ATTRIBUTES)?;
+    let (scope_name, scope_version) = (string(col::SCOPE_NAME)?, string(col::SCOPE_VERSION)?);
+    let scope_attrs = kv_list_col(batch, col::SCOPE_ATTRIBUTES)?;
+
+    let mut out = Vec::with_capacity(batch.num_rows());
+    let mut last: Option<Arc<Origin>> = None;
+    for i in 0..batch.num_rows() {
+        let origin = Origin {
+            service: Arc::from(service.value(i)),
+            resource: read_kvs(resource, i)?,
+            scope: InstrumentationScope {
+                name: scope_name.value(i).to_owned(),
+                version: scope_version.value(i).to_owned(),
+                attributes: read_kvs(scope_attrs, i)?,
+                dropped_attributes_count: 0,
+            },
+        };
+        let origin = match &last {
+            Some(o) if **o == origin => o.clone(),
+            _ => {
+                let o = Arc::new(origin);
+                last = Some(o.clone());
+                o
+            }
+        };
+        let (eo, lo) = (events.value_offsets(), links.value_offsets());
+        let mut span_events = Vec::new();
+        for e in eo[i] as usize..eo[i + 1] as usize {
+            span_events.push(Event {
+                time_unix_nano: ev_time.value(e) as u64,
+                name: ev_name.value(e).to_owned(),
+                attributes: read_kvs(ev_attrs, e)?,
+                dropped_attributes_count: ev_dropped.value(e),
+            });
+        }
+        let mut span_links = Vec::new();
+        for l in lo[i] as usize..lo[i + 1] as usize {
+            span_links.push(Link {
+                trace_id: ln_trace.value(l).to_vec(),
+                span_id: ln_span.value(l).to_vec(),
+                trace_state: opt_str(ln_state, l),
+                attributes: read_kvs(ln_attrs, l)?,
+                dropped_attributes_count: ln_dropped.value(l),
+                flags: ln_flags.value(l),
+            });
+        }
+        let start_ns = start.value(i) as u64;
+        let code = status_code.value(i);
+        let message = opt_str(status_message, i);
+        let span = Span {
+            trace_id: trace_id.value(i).to_vec(),
+            span_id: span_id.value(i).to_vec(),
+            trace_state: opt_str(trace_state, i),
+            parent_span_id: if parent.is_valid(i) { parent.value(i).to_vec() } else { Vec::new() },
+            flags: flags.value(i),
+            name: name.value(i).to_owned(),
+            kind: kind.value(i),
+            start_time_unix_nano: start_ns,
+            end_time_unix_nano: start_ns.wrapping_add(duration.value(i) as u64),
+            attributes: read_kvs(attributes, i)?,
+            dropped_attributes_count: dropped[0].value(i),
+            events: span_events,
+            dropped_events_count: dropped[1].value(i),
+            links: span_links,
+            dropped_links_count: dropped[2].value(i),
+            status: (code != 0 || !message.is_empty()).then_some(Status { code, message }),
+        };
+        out.push(FullSpan { origin, span });
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use opentelemetry_proto::tonic::common::v1::{ArrayValue, KeyValueList};
+    use proptest::prelude::*;
+
+    use super::*;
+
+    fn val(v: AnyValue) -> Option<Any> {
+        Some(Any { value: Some(v) })
+    }
+
+    /// A span with every field set (for round trips).
+    pub(crate) fn rich_span(trace: u8, id: u8) -> FullSpan {
+        let kv = |k: &str, v: AnyValue| KeyValue { key: k.into(), value: val(v), ..Default::default() };
+        let attrs = vec![
+            kv("s", AnyValue::StringValue("str".into())),
+            kv("i", AnyValue::IntValue(-7)),
+            kv("d", AnyValue::DoubleValue(1.5)),
+            kv("b", AnyValue::BoolValue(true)),
+            kv("bytes", AnyValue::BytesValue(vec![0, 1, 2])),
+            kv("arr", AnyValue::ArrayValue(ArrayValue { values: vec![Any { value: Some(AnyValue::IntValue(1)) }] })),
+            kv("map", AnyValue::KvlistValue(KeyValueList { values: vec![kv("inner", AnyValue::BoolValue(false))] })),
+            KeyValue { key: "empty".into(), value: None, ..Default::default() },
+        ];
+        FullSpan {
+            origin: Arc::new(Origin::new(
+                vec![kv("service.name", AnyValue::StringValue("svc".into())), kv("host", AnyValue::IntValue(3))],
+                InstrumentationScope {
+                    name: "lib".into(),
+                    version: "1.0".into(),
+                    attributes: attrs[..1].to_vec(),
+                    dropped_attributes_count: 0,
+                },
+            )),
+            span: Span {
+                trace_id: vec![trace; 16],
+                span_id: vec![id; 8],
+                trace_state: "k=v".into(),
+                parent_span_id: vec![9; 8],
+                flags: 0x301,
+                name: "op".into(),
+                kind: 3,
+                start_time_unix_nano: 1_700_000_000_000_000_000,
+                end_time_unix_nano: 1_700_000_000_000_123_456,
+                attributes: attrs.clone(),
+                dropped_attributes_count: 1,
+                events: vec![Event {
+                    time_unix_nano: 1_700_000_000_000_000_100,
+                    name: "ev".into(),
+                    attributes: attrs[2..4].to_vec(),
+                    dropped_attributes_count: 2,
+                }],
+                dropped_events_count: 3,
+                links: vec![Link {
+                    trace_id: vec![4; 16],
+                    span_id: vec![5; 8],
+                    trace_state: "a=b".into(),
+                    attributes: attrs[..2].to_vec(),
+                    dropped_attributes_count: 4,
+                    flags: 1,
+                }],
+                dropped_links_count: 5,
+                status: Some(Status { code: 2, message: "boom".into() }),
+            },
+        }
+    }
+
+    #[test]
+    fn every_field_survives_a_round_trip() {
+        let a = rich_span(1, 1);
+        let mut b = rich_span(1, 2);
+        b.span.parent_span_id.clear();
+        b.span.status = None;
+        b.span.trace_state.clear();
+        b.span.end_time_unix_nano = b.span.start_time_unix_nano - 5; // broken clients happen
+        let batch = to_batch(&[&a, &b]).unwrap();
+        let back = from_batch(&batch).unwrap();
+        assert_eq!(back, vec![a, b]);
+    }
+
+    proptest! {
+        #[test]
+        fn random_spans_round_trip(
+            name in ".{0,20}", start in any::<u64>(), end in any::<u64>(), kind in 0i32..6,
+            ints in proptest::collection::vec(any::<i64>(), 0..5), s in ".{0,10}", code in 0i32..3,
+        ) {
+            let mut f = rich_span(2, 3);
+            f.span.name = name;
+            f.span.start_time_unix_nano = start;
+            f.span.end_time_unix_nano = end;
+            f.span.kind = kind;
+            f.span.attributes = ints.iter().enumerate().map(|(i, v)| KeyValue { key: format!("k{i}"), value: val(AnyValue::IntValue(*v)), ..Default::default() }).collect();
+            f.span.attributes.push(KeyValue { key: "s".into(), value: val(AnyValue::StringValue(s)), ..Default::default() });
+            f.span.status = (code != 0).then(|| Status { code, message: String::new() });
+            let back = from_batch(&to_batch(&[&f]).unwrap()).unwrap();
+            prop_assert_eq!(back, vec![f]);
+        }
+    }
+}
