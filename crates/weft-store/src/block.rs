@@ -65,6 +65,10 @@ pub struct BlockMeta {
     pub services: BTreeSet<String>,
     /// (service, span name) pairs in it.
     pub operations: BTreeSet<(String, String)>,
+    /// Position among blocks for "which summary is newest": its `seq` when
+    /// sealed; for a merged block, that of the newest block merged into it.
+    #[serde(default)]
+    pub order: u64,
     /// Blocks merged into it (empty for a sealed one).
     #[serde(default)]
     pub merged_from: Vec<u64>,
@@ -89,6 +93,7 @@ pub struct Block {
     pub dir: PathBuf,
     /// Sorted by trace ID; position = row in `traces.parquet`.
     pub index: Vec<IndexEntry>,
+    bloom: Bloom,
     spans: ArrowReaderMetadata,
     traces: ArrowReaderMetadata,
 }
@@ -163,11 +168,12 @@ pub fn dir_name(seq: u64) -> String {
 pub fn write(
     blocks_dir: &Path,
     seq: u64,
+    order: u64,
     mut traces: Vec<(TraceSummary, Vec<FullSpan>)>,
     merged_from: Vec<u64>,
 ) -> Result<Block, StoreError> {
     traces.sort_by(|a, b| a.0.trace_id.cmp(&b.0.trace_id));
-    let mut meta = BlockMeta { seq, min_start: u64::MAX, merged_from, ..Default::default() };
+    let mut meta = BlockMeta { seq, order, min_start: u64::MAX, merged_from, ..Default::default() };
     let mut rows: Vec<&FullSpan> = Vec::new();
     let mut index = Vec::with_capacity(traces.len());
     for (_, spans) in &mut traces {
@@ -327,7 +333,8 @@ impl Block {
     fn open_with(dir: PathBuf, meta: BlockMeta, index: Vec<IndexEntry>) -> Result<Block, StoreError> {
         let spans = load_meta(&dir.join("spans.parquet"))?;
         let traces = load_meta(&dir.join("traces.parquet"))?;
-        Ok(Block { meta, dir, index, spans, traces })
+        let bloom = Bloom::of(&index);
+        Ok(Block { meta, dir, index, bloom, spans, traces })
     }
 
     /// Opens a block directory written by [`write`].
@@ -338,6 +345,7 @@ impl Block {
             serde_json::from_slice(&text).map_err(|e| StoreError::Format(format!("{}: {e}", meta_path.display())))?;
         let mut block = Block::open_with(dir.to_path_buf(), meta, Vec::new())?;
         block.index = block.all_summaries()?.into_iter().map(|(_, e)| e).collect();
+        block.bloom = Bloom::of(&block.index);
         if block.index.windows(2).any(|w| w[0].trace_id >= w[1].trace_id) {
             return Err(StoreError::Format(format!("{}: trace index is not sorted", dir.display())));
         }
@@ -350,6 +358,9 @@ impl Block {
 
     /// Where `trace_id`'s rows are, if it has any here.
     pub fn find(&self, trace_id: &[u8; 16]) -> Option<(usize, IndexEntry)> {
+        if !self.bloom.may_contain(trace_id) {
+            return None;
+        }
         self.index.binary_search_by(|e| e.trace_id.cmp(trace_id)).ok().map(|i| (i, self.index[i]))
     }
 
@@ -455,6 +466,49 @@ impl Block {
     }
 }
 
+/// A Bloom filter over a block's trace IDs (10 bits per trace, 4 probes, about
+/// 1 % false positives), so "is this trace in any block?" — asked for every
+/// trace sealed — costs a few memory reads per block instead of a binary search.
+#[derive(Debug, Default)]
+struct Bloom {
+    bits: Vec<u64>,
+}
+
+impl Bloom {
+    fn probes(id: &[u8; 16]) -> [u64; 4] {
+        let mut a = [0u8; 8];
+        let mut b = [0u8; 8];
+        a.copy_from_slice(&id[..8]);
+        b.copy_from_slice(&id[8..]);
+        // Mixed, so IDs that are not random (tests, broken clients) spread too.
+        let mix = |mut z: u64| {
+            z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+            z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+            z ^ (z >> 31)
+        };
+        let (h1, h2) = (mix(u64::from_le_bytes(a) ^ 0x9e37_79b9_7f4a_7c15), mix(u64::from_le_bytes(b)) | 1);
+        [h1, h1.wrapping_add(h2), h1.wrapping_add(h2.wrapping_mul(2)), h1.wrapping_add(h2.wrapping_mul(3))]
+    }
+
+    fn of(index: &[IndexEntry]) -> Bloom {
+        let words = (index.len() * 10).div_ceil(64).max(1);
+        let mut bits = vec![0u64; words];
+        let n = (words * 64) as u64;
+        for e in index {
+            for p in Self::probes(&e.trace_id) {
+                let bit = p % n;
+                bits[(bit / 64) as usize] |= 1 << (bit % 64);
+            }
+        }
+        Bloom { bits }
+    }
+
+    fn may_contain(&self, id: &[u8; 16]) -> bool {
+        let n = (self.bits.len() * 64) as u64;
+        n == 0 || Self::probes(id).iter().all(|p| self.bits[((p % n) / 64) as usize] & (1 << ((p % n) % 64)) != 0)
+    }
+}
+
 /// Joins adjacent ranges.
 pub fn merge_ranges(mut r: Vec<(usize, usize)>) -> Vec<(usize, usize)> {
     r.sort_unstable();
@@ -481,7 +535,7 @@ mod tests {
     #[test]
     fn written_blocks_open_and_answer_by_trace_id() {
         let dir = tempfile::tempdir().unwrap();
-        let b = write(dir.path(), 7, vec![trace(3, 2), trace(1, 3), trace(2, 1)], vec![]).unwrap();
+        let b = write(dir.path(), 7, 7, vec![trace(3, 2), trace(1, 3), trace(2, 1)], vec![]).unwrap();
         assert_eq!((b.meta.spans, b.meta.traces), (6, 3));
         let again = Block::open(&dir.path().join(dir_name(7))).unwrap();
         assert_eq!(again.index, b.index);
@@ -498,7 +552,7 @@ mod tests {
     #[test]
     fn damaged_blocks_are_errors_not_panics() {
         let dir = tempfile::tempdir().unwrap();
-        write(dir.path(), 1, vec![trace(1, 2)], vec![]).unwrap();
+        write(dir.path(), 1, 1, vec![trace(1, 2)], vec![]).unwrap();
         let d = dir.path().join(dir_name(1));
         let f = d.join("spans.parquet");
         let mut bytes = std::fs::read(&f).unwrap();

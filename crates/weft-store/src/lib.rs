@@ -17,10 +17,13 @@
 
 pub mod block;
 pub mod columns;
+pub mod head;
 pub mod span;
+pub mod store;
 pub mod summary;
 
 pub use span::{FullSpan, Origin, StoredSpan};
+pub use store::{Store, StoreConfig, StoreStats};
 pub use summary::TraceSummary;
 
 /// What can go wrong in the store.
