@@ -49,8 +49,8 @@ struct ServeArgs {
     /// Query, UI and metrics address (default 127.0.0.1:16686).
     #[arg(long)]
     http: Option<String>,
-    /// Bytes accepted but not yet processed before clients are asked to retry
-    /// (default 256M).
+    /// Bytes accepted but not yet durable in the store (requests in flight and
+    /// the in-memory head) before clients are asked to retry (default 256M).
     #[arg(long)]
     ingest_budget: Option<String>,
     /// Largest request body (default 16M).
@@ -59,9 +59,15 @@ struct ServeArgs {
     /// Shards (default: cores).
     #[arg(long)]
     shards: Option<String>,
-    /// Bytes of spans kept in memory until the store exists (default 128M).
+    /// A trace is complete when no span of it arrived for this long (default 10s).
     #[arg(long)]
-    memory_table: Option<String>,
+    trace_idle: Option<String>,
+    /// Delete blocks older than this, e.g. 7d (default: keep).
+    #[arg(long)]
+    retention: Option<String>,
+    /// Delete the oldest blocks while all take more than this, e.g. 50G (default: no limit).
+    #[arg(long)]
+    retention_bytes: Option<String>,
 }
 
 fn main() -> Result<()> {
@@ -94,7 +100,9 @@ fn serve(args: ServeArgs) -> Result<()> {
         ingest_budget: args.ingest_budget,
         max_request: args.max_request,
         shards: args.shards,
-        memory_table: args.memory_table,
+        trace_idle: args.trace_idle,
+        retention: args.retention,
+        retention_bytes: args.retention_bytes,
         ..Default::default()
     };
     flags.apply(&mut cfg, "flags")?;

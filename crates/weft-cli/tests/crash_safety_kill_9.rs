@@ -24,7 +24,7 @@ fn no_acknowledged_trace_is_lost_across_kill_9() {
         seed
     };
     for round in 0..rounds {
-        let serve = Serve::start(&data, &["--shards", "2", "--memory-table", "2G"]);
+        let serve = Serve::start(&data, &["--shards", "2"]);
         let protocol = if round % 2 == 0 { "grpc" } else { "http" };
         let endpoint = if protocol == "grpc" {
             format!("http://{}", serve.ports.grpc)
@@ -57,7 +57,7 @@ fn no_acknowledged_trace_is_lost_across_kill_9() {
         let _ = load.kill();
         let _ = load.wait();
 
-        let serve = Serve::start(&data, &["--shards", "2", "--memory-table", "2G"]);
+        let serve = Serve::start(&data, &["--shards", "2"]);
         let ids = acked(&ack);
         assert!(!ids.is_empty() || round > 0, "round {round}: nothing was acknowledged before the kill");
         let (lost, spans) = missing(serve.ports.http, &ids);

@@ -33,7 +33,7 @@ fn disk_full_refuses_with_retry_then_recovers() {
     }
     let _unmount = Unmount(mnt.clone());
     let data = mnt.join("data");
-    let serve = Serve::start(&data, &["--memory-table", "1G"]);
+    let serve = Serve::start(&data, &[]);
     // Leave about 1.5 MiB free (the load writes about 6 MB/s; freeing the filler
     // leaves room for the rest of the run).
     let filler = mnt.join("filler");
@@ -82,7 +82,7 @@ fn disk_full_refuses_with_retry_then_recovers() {
     let (lost, _) = missing(serve.ports.http, &ids);
     assert!(lost.is_empty(), "{} acknowledged traces lost", lost.len());
     serve.kill9();
-    let serve = Serve::start(&data, &["--memory-table", "1G"]);
+    let serve = Serve::start(&data, &[]);
     let (lost, _) = missing(serve.ports.http, &ids);
     assert!(lost.is_empty(), "{} acknowledged traces lost after restart", lost.len());
     assert_eq!(metric(serve.ports.http, "weft_log_corrupt_records_total"), 0.0);

@@ -1,6 +1,8 @@
-//! The ingest byte budget: everything accepted but not yet processed is
-//! charged to it, and a request that would go over it is refused — with a retry
-//! delay — before its body is read in full.
+//! The ingest byte budget: everything accepted but not yet durable in the
+//! store is charged to it — requests being read, decoded, logged and routed
+//! (permits), and the spans the store's head holds until their block is written
+//! (a gauge the store keeps) — and a request that would go over it is refused,
+//! with a retry delay, before its body is read in full.
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
@@ -11,6 +13,8 @@ use crate::metrics::Metrics;
 #[derive(Debug)]
 pub struct Budget {
     used: AtomicUsize,
+    /// Bytes held by the store's head (kept by the store).
+    held: Arc<AtomicUsize>,
     limit: usize,
     metrics: Arc<Metrics>,
 }
@@ -25,28 +29,39 @@ pub struct Permit {
 impl Budget {
     /// A budget of `limit` bytes.
     pub fn new(limit: usize, metrics: Arc<Metrics>) -> Arc<Self> {
-        metrics.budget_limit_bytes.store(limit as u64, Ordering::Relaxed);
-        Arc::new(Budget { used: AtomicUsize::new(0), limit, metrics })
+        Self::with_held(limit, metrics, Arc::default())
     }
 
-    /// Bytes in use.
+    /// A budget of `limit` bytes that also counts `held` (the store's head).
+    pub fn with_held(limit: usize, metrics: Arc<Metrics>, held: Arc<AtomicUsize>) -> Arc<Self> {
+        metrics.budget_limit_bytes.store(limit as u64, Ordering::Relaxed);
+        Arc::new(Budget { used: AtomicUsize::new(0), held, limit, metrics })
+    }
+
+    /// Bytes held by permits (requests in flight).
     pub fn used(&self) -> usize {
         self.used.load(Ordering::Relaxed)
     }
 
+    /// Bytes in use: permits and the store's head.
+    pub fn total(&self) -> usize {
+        self.used().saturating_add(self.held.load(Ordering::Relaxed))
+    }
+
     /// Whether `bytes` more would fit now.
     pub fn has_room(&self, bytes: usize) -> bool {
-        self.used().saturating_add(bytes) <= self.limit
+        self.total().saturating_add(bytes) <= self.limit
     }
 
     /// Takes `bytes`, or nothing if they do not fit.
     pub fn try_take(self: &Arc<Self>, bytes: usize) -> Option<Permit> {
         let mut cur = self.used.load(Ordering::Relaxed);
+        let held = self.held.load(Ordering::Relaxed);
         loop {
-            let next = cur.checked_add(bytes).filter(|n| *n <= self.limit)?;
+            let next = cur.checked_add(bytes).filter(|n| n.saturating_add(held) <= self.limit)?;
             match self.used.compare_exchange_weak(cur, next, Ordering::AcqRel, Ordering::Relaxed) {
                 Ok(_) => {
-                    self.metrics.budget_used_bytes.store(next as u64, Ordering::Relaxed);
+                    self.metrics.budget_used_bytes.store((next + held) as u64, Ordering::Relaxed);
                     return Some(Permit { budget: self.clone(), bytes });
                 }
                 Err(now) => cur = now,
@@ -82,7 +97,8 @@ impl Permit {
 impl Drop for Permit {
     fn drop(&mut self) {
         let now = self.budget.used.fetch_sub(self.bytes, Ordering::AcqRel) - self.bytes;
-        self.budget.metrics.budget_used_bytes.store(now as u64, Ordering::Relaxed);
+        let held = self.budget.held.load(Ordering::Relaxed);
+        self.budget.metrics.budget_used_bytes.store((now + held) as u64, Ordering::Relaxed);
     }
 }
 

@@ -36,10 +36,13 @@ pub struct ServeConfig {
     /// Longest string attribute value in bytes (default 4096); longer values are
     /// cut at a character boundary and counted.
     pub max_attribute_value_bytes: usize,
-    /// Bytes of spans the in-memory trace table keeps (default 128 MiB). Until the
-    /// store exists, this table is where processed spans live; beyond it the
-    /// oldest traces leave memory (they stay in the log) and are counted.
-    pub memory_table_bytes: usize,
+    /// A trace is complete when none of its spans has arrived for this long as
+    /// of the watermark (default 10 s); complete traces are sealed into blocks.
+    pub trace_idle: Duration,
+    /// Blocks whose newest span is older than this are deleted (default: kept).
+    pub retention: Option<Duration>,
+    /// The oldest blocks are deleted while all blocks take more (default: no limit).
+    pub retention_bytes: Option<u64>,
 }
 
 impl Default for ServeConfig {
@@ -56,7 +59,9 @@ impl Default for ServeConfig {
             wal_segment_bytes: 64 << 20,
             max_attributes: 128,
             max_attribute_value_bytes: 4096,
-            memory_table_bytes: 128 << 20,
+            trace_idle: Duration::from_secs(10),
+            retention: None,
+            retention_bytes: None,
         }
     }
 }
@@ -108,7 +113,9 @@ pub struct Overrides {
     pub wal_segment: Option<String>,
     pub max_attributes: Option<String>,
     pub max_attribute_value_bytes: Option<String>,
-    pub memory_table: Option<String>,
+    pub trace_idle: Option<String>,
+    pub retention: Option<String>,
+    pub retention_bytes: Option<String>,
 }
 
 impl Overrides {
@@ -156,7 +163,9 @@ impl Overrides {
             wal_segment: get("WEFT_WAL_SEGMENT"),
             max_attributes: get("WEFT_MAX_ATTRIBUTES"),
             max_attribute_value_bytes: get("WEFT_MAX_ATTRIBUTE_VALUE_BYTES"),
-            memory_table: get("WEFT_MEMORY_TABLE"),
+            trace_idle: get("WEFT_TRACE_IDLE"),
+            retention: get("WEFT_RETENTION"),
+            retention_bytes: get("WEFT_RETENTION_BYTES"),
         }
     }
 
@@ -196,12 +205,27 @@ impl Overrides {
                 why,
             })?;
         }
-        if let Some(v) = &self.memory_table {
-            cfg.memory_table_bytes = parse_bytes(v, 1 << 20).map_err(|why| ConfigError::Value {
-                name: name("memory_table"),
+        if let Some(v) = &self.trace_idle {
+            cfg.trace_idle = parse_duration(v).map_err(|why| ConfigError::Value {
+                name: name("trace_idle"),
                 value: v.clone(),
                 why,
             })?;
+        }
+        if let Some(v) = &self.retention {
+            let d = parse_duration(v).map_err(|why| ConfigError::Value {
+                name: name("retention"),
+                value: v.clone(),
+                why,
+            })?;
+            cfg.retention = (!d.is_zero()).then_some(d);
+        }
+        if let Some(v) = &self.retention_bytes {
+            cfg.retention_bytes = Some(parse_bytes(v, 1 << 20).map_err(|why| ConfigError::Value {
+                name: name("retention_bytes"),
+                value: v.clone(),
+                why,
+            })? as u64);
         }
         if let Some(v) = &self.wal_segment {
             cfg.wal_segment_bytes = parse_bytes(v, 4096).map_err(|why| ConfigError::Value {
@@ -262,6 +286,23 @@ pub fn parse_bytes(v: &str, min: usize) -> Result<usize, String> {
     Ok(bytes)
 }
 
+/// Parses `500ms`, `10s`, `5m`, `24h`, `7d`.
+pub fn parse_duration(v: &str) -> Result<Duration, String> {
+    let t = v.trim();
+    let split = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
+    let (num, unit) = t.split_at(split);
+    let n: u64 = num.parse().map_err(|_| "expected a duration like 500ms, 10s, 5m, 24h or 7d".to_string())?;
+    let ms = match unit {
+        "ms" => 1,
+        "s" => 1_000,
+        "m" => 60_000,
+        "h" => 3_600_000,
+        "d" => 86_400_000,
+        _ => return Err("expected a duration like 500ms, 10s, 5m, 24h or 7d".into()),
+    };
+    n.checked_mul(ms).map(Duration::from_millis).ok_or_else(|| "too long".into())
+}
+
 fn parse_count(v: &str, min: usize, max: usize) -> Result<usize, String> {
     let n: usize = v.trim().parse().map_err(|_| format!("expected a whole number from {min} to {max}"))?;
     if n < min || n > max {
@@ -273,6 +314,16 @@ fn parse_count(v: &str, min: usize, max: usize) -> Result<usize, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn durations() {
+        assert_eq!(parse_duration("10s"), Ok(Duration::from_secs(10)));
+        assert_eq!(parse_duration("250ms"), Ok(Duration::from_millis(250)));
+        assert_eq!(parse_duration("7d"), Ok(Duration::from_secs(7 * 86_400)));
+        for bad in ["", "10", "s", "-1s", "1.5s", "10x", "99999999999999999999d"] {
+            assert!(parse_duration(bad).is_err(), "{bad}");
+        }
+    }
 
     #[test]
     fn sizes() {

@@ -188,9 +188,11 @@ fn limit_attrs(attrs: &mut Vec<KeyValue>, dropped: &mut u32, limits: Limits, c: 
 /// lies in the body, so spans can be kept as slices of the request buffer.
 #[derive(Debug, Default, PartialEq)]
 pub struct Scanned {
-    /// Each `ResourceSpans.resource`'s attributes (decoded: they are few).
-    pub resources: Vec<Vec<KeyValue>>,
-    /// Each span: its resource's index, its encoded `Span` message, its trace ID.
+    /// Each `ResourceSpans.resource` (decoded: they are few).
+    pub resources: Vec<opentelemetry_proto::tonic::resource::v1::Resource>,
+    /// Each `ScopeSpans`: its resource's index and its scope (decoded).
+    pub scopes: Vec<(usize, opentelemetry_proto::tonic::common::v1::InstrumentationScope)>,
+    /// Each span: its scope's index, its encoded `Span` message, its trace ID.
     pub spans: Vec<(usize, std::ops::Range<usize>, [u8; 16])>,
 }
 
@@ -336,6 +338,15 @@ fn simple_span(b: &[u8], r: std::ops::Range<usize>, limits: Limits) -> Option<[u
     }
 }
 
+/// Whether decoded attributes need nothing cut (count and string lengths).
+fn within_limits(attrs: &[KeyValue], limits: Limits) -> bool {
+    attrs.len() <= limits.max_attributes
+        && attrs.iter().all(|kv| match kv.value.as_ref().and_then(|v| v.value.as_ref()) {
+            Some(AnyValue::StringValue(s)) => s.len() <= limits.max_value_bytes,
+            _ => true,
+        })
+}
+
 /// Reads a protobuf `ExportTraceServiceRequest` without decoding it, when every
 /// span in it can be kept exactly as sent (see `simple_span`); `None` sends the
 /// request down the full decoder, which also reports what is wrong with it.
@@ -346,32 +357,35 @@ pub fn scan(b: &[u8], limits: Limits) -> Option<Scanned> {
     while at < b.len() {
         let (1, Wire::Len(rs)) = next_field(b, &mut at, b.len())? else { return None };
         let res_index = out.resources.len();
-        out.resources.push(Vec::new());
+        out.resources.push(Default::default());
         let mut r = rs.start;
         while r < rs.end {
             match next_field(b, &mut r, rs.end)? {
                 (1, Wire::Len(res)) => {
                     let resource = opentelemetry_proto::tonic::resource::v1::Resource::decode(&b[res]).ok()?;
-                    if resource.attributes.len() > limits.max_attributes
-                        || resource.attributes.iter().any(|kv| match kv.value.as_ref().and_then(|v| v.value.as_ref()) {
-                            Some(AnyValue::StringValue(s)) => s.len() > limits.max_value_bytes,
-                            _ => false,
-                        })
-                    {
+                    if !within_limits(&resource.attributes, limits) {
                         return None;
                     }
-                    out.resources[res_index] = resource.attributes;
+                    out.resources[res_index] = resource;
                 }
                 (2, Wire::Len(ss)) => {
+                    let scope_index = out.scopes.len();
+                    out.scopes.push((res_index, Default::default()));
                     let mut k = ss.start;
                     while k < ss.end {
                         match next_field(b, &mut k, ss.end)? {
                             (1, Wire::Len(scope)) => {
-                                opentelemetry_proto::tonic::common::v1::InstrumentationScope::decode(&b[scope]).ok()?;
+                                let scope =
+                                    opentelemetry_proto::tonic::common::v1::InstrumentationScope::decode(&b[scope])
+                                        .ok()?;
+                                if !within_limits(&scope.attributes, limits) {
+                                    return None;
+                                }
+                                out.scopes[scope_index].1 = scope;
                             }
                             (2, Wire::Len(span)) => {
                                 let trace = simple_span(b, span.clone(), limits)?;
-                                out.spans.push((res_index, span, trace));
+                                out.spans.push((scope_index, span, trace));
                             }
                             (3, Wire::Len(url)) => {
                                 std::str::from_utf8(&b[url]).ok()?;
@@ -398,6 +412,9 @@ pub fn check(mut request: ExportTraceServiceRequest, limits: Limits) -> Checked 
             limit_attrs(&mut r.attributes, &mut r.dropped_attributes_count, limits, &mut c);
         }
         for ss in &mut rs.scope_spans {
+            if let Some(sc) = ss.scope.as_mut() {
+                limit_attrs(&mut sc.attributes, &mut sc.dropped_attributes_count, limits, &mut c);
+            }
             let before = ss.spans.len();
             ss.spans.retain(|s| {
                 let problem = id_problem(&s.trace_id, 16, "trace_id", false)

@@ -14,13 +14,13 @@ use http_body_util::{BodyExt, Full, Limited};
 
 use hyper::body::{Frame, Incoming};
 use opentelemetry_proto::tonic::collector::trace::v1::{ExportTracePartialSuccess, ExportTraceServiceResponse};
-use opentelemetry_proto::tonic::common::v1::any_value::Value as AnyValue;
 use prost::Message;
 
 use crate::decode::{check, decode, decompress, Compression, Encoding};
 use crate::metrics::Refusal;
 use crate::shards::StoredSpan;
 use crate::State;
+use weft_store::Origin;
 
 /// The gRPC method of OTLP trace export.
 pub const GRPC_TRACES: &str = "/opentelemetry.proto.collector.trace.v1.TraceService/Export";
@@ -155,8 +155,9 @@ pub async fn handle(state: Arc<State>, req: http::Request<Incoming>) -> Result<h
             "weft accepts traces only (POST /v1/traces); logs and metrics are not supported",
         ),
         (&Method::GET, "/metrics") => {
-            state.shards.table_bytes();
-            let mut r = text(StatusCode::OK, state.metrics.render());
+            let mut body = state.metrics.render();
+            crate::metrics::render_store(&state.store, &mut body);
+            let mut r = text(StatusCode::OK, body);
             r.headers_mut().insert(http::header::CONTENT_TYPE, HeaderValue::from_static("text/plain; version=0.0.4"));
             r
         }
@@ -360,50 +361,44 @@ fn answer(proto: Proto, resp: ExportTraceServiceResponse) -> http::Response<Body
     }
 }
 
-/// Flattens a request into spans tagged with their service.
+/// The spans of a decoded request, each encoded on its own, with their origins.
 pub fn stored_spans(
     req: opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest,
 ) -> Vec<StoredSpan> {
     let mut out = Vec::new();
     for rs in req.resource_spans {
         let attrs = rs.resource.map(|r| r.attributes).unwrap_or_default();
-        let service: Arc<str> = Arc::from(service_name(&attrs));
-        let resource = Arc::new(attrs);
         for ss in rs.scope_spans {
+            let origin = Arc::new(Origin::new(attrs.clone(), ss.scope.unwrap_or_default()));
             for span in ss.spans {
                 let mut trace_id = [0u8; 16];
                 if span.trace_id.len() == 16 {
                     trace_id.copy_from_slice(&span.trace_id);
                 }
                 let span = Bytes::from(span.encode_to_vec());
-                out.push(StoredSpan { service: service.clone(), resource: resource.clone(), trace_id, span });
+                out.push(StoredSpan { origin: origin.clone(), trace_id, span });
             }
         }
     }
     out
 }
 
-fn service_name(attrs: &[opentelemetry_proto::tonic::common::v1::KeyValue]) -> &str {
-    attrs
-        .iter()
-        .find(|kv| kv.key == "service.name")
-        .and_then(|kv| match kv.value.as_ref().and_then(|v| v.value.as_ref()) {
-            Some(AnyValue::StringValue(s)) => Some(s.as_str()),
-            _ => None,
-        })
-        .unwrap_or("")
-}
-
-/// The spans of a scanned request, as slices of its buffer.
+/// The spans the scanner found, as slices of the request buffer.
 pub fn scanned_spans(raw: &Bytes, scanned: crate::decode::Scanned) -> Vec<StoredSpan> {
-    let resources: Vec<(Arc<str>, Arc<Vec<_>>)> =
-        scanned.resources.into_iter().map(|attrs| (Arc::from(service_name(&attrs)), Arc::new(attrs))).collect();
+    let resources = scanned.resources;
+    let origins: Vec<Arc<Origin>> = scanned
+        .scopes
+        .into_iter()
+        .map(|(r, scope)| {
+            let attrs = resources.get(r).map(|r| r.attributes.clone()).unwrap_or_default();
+            Arc::new(Origin::new(attrs, scope))
+        })
+        .collect();
     scanned
         .spans
         .into_iter()
-        .filter_map(|(r, range, trace_id)| {
-            let (service, resource) = resources.get(r)?;
-            Some(StoredSpan { service: service.clone(), resource: resource.clone(), trace_id, span: raw.slice(range) })
+        .filter_map(|(o, range, trace_id)| {
+            Some(StoredSpan { origin: origins.get(o)?.clone(), trace_id, span: raw.slice(range) })
         })
         .collect()
 }
@@ -412,17 +407,19 @@ fn debug_trace(state: &State, hex: &str) -> http::Response<Body> {
     let Some(id) = parse_trace_id(hex) else {
         return text(StatusCode::BAD_REQUEST, format!("trace ID must be 32 hex digits, got {hex:?}"));
     };
-    let spans = state.shards.trace(&id);
-    if spans.is_empty() {
-        return text(StatusCode::NOT_FOUND, format!("trace {hex} not found"));
-    }
+    let spans = match state.store.trace(&id) {
+        Ok(Some((_, spans))) => spans,
+        Ok(None) => return text(StatusCode::NOT_FOUND, format!("trace {hex} not found")),
+        Err(e) => return text(StatusCode::INTERNAL_SERVER_ERROR, format!("trace {hex} could not be read: {e}")),
+    };
     let spans: Vec<serde_json::Value> = spans
         .iter()
         .map(|s| {
             serde_json::json!({
-                "service": &*s.service,
-                "resource": serde_json::to_value(&*s.resource).unwrap_or_default(),
-                "span": s.decode().and_then(|d| serde_json::to_value(&d).ok()).unwrap_or_default(),
+                "service": &*s.origin.service,
+                "resource": serde_json::to_value(&s.origin.resource).unwrap_or_default(),
+                "scope": serde_json::to_value(&s.origin.scope).unwrap_or_default(),
+                "span": serde_json::to_value(&s.span).unwrap_or_default(),
             })
         })
         .collect();
@@ -448,7 +445,7 @@ async fn debug_missing(state: &State, req: http::Request<Incoming>) -> http::Res
             return text(StatusCode::BAD_REQUEST, format!("not a trace ID: {hex:?}"));
         };
         checked += 1;
-        let n = state.shards.trace(&id).len() as u64;
+        let n = state.store.span_rows(&id);
         if n == 0 {
             missing.push(hex.to_owned());
         }

@@ -1,13 +1,15 @@
 //! # weft-server — `weft serve`
 //!
-//! OTLP receivers (gRPC and HTTP, protobuf and JSON, gzip) → admission control
-//! (a byte budget; over it, clients are asked to retry) → the write-ahead log
-//! (synced before the answer, group commit) → shards (by trace ID) → the
-//! in-memory trace table, with the watermark published to subscribers.
+//! OTLP receivers (gRPC and HTTP, protobuf and JSON, gzip or zstd) → admission
+//! control (a byte budget over everything not yet durable in the store; over it,
+//! clients are asked to retry) → the write-ahead log (synced before the answer,
+//! group commit) → shards (by trace ID) → the store's head, sealed into blocks
+//! as the watermark passes; the log lets go of what the blocks hold.
 //!
 //! ```text
 //! request ─▶ admission ─▶ decode + check ─▶ log (fsync) ─▶ answer
-//!                                              └─▶ shard i ─▶ subscribers, table
+//!                                              └─▶ shard i ─▶ store head ─▶ blocks
+//!                                                  watermark ─┘        └─▶ log released
 //! ```
 //!
 //! [`Server::start`] binds every port (port 0 picks a free one), writes
@@ -57,6 +59,9 @@ pub enum StartError {
     /// The write-ahead log could not be opened or replayed.
     #[error(transparent)]
     Wal(#[from] wal::WalError),
+    /// The store could not be opened.
+    #[error("cannot open the store: {0}")]
+    Store(weft_store::StoreError),
     /// The runtime could not start.
     #[error("cannot start the runtime: {0}")]
     Runtime(std::io::Error),
@@ -76,6 +81,8 @@ pub struct State {
     pub wal: wal::Wal,
     /// The shards.
     pub shards: Shards,
+    /// The store.
+    pub store: Arc<weft_store::Store>,
     /// Set when shutdown begins: new requests are refused with a retry delay.
     pub shutting_down: AtomicBool,
 }
@@ -134,10 +141,32 @@ impl Server {
         };
 
         let metrics = Arc::new(Metrics::new(config.shards));
-        let subscribers = Arc::new(subscribers);
-        let shards = Shards::start(config.shards, config.memory_table_bytes, metrics.clone(), subscribers.clone());
+        let head_bytes = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let mut store_cfg = weft_store::StoreConfig::new(dir.clone());
+        store_cfg.partitions = config.shards;
+        store_cfg.trace_idle = config.trace_idle;
+        // The head shares the ingest budget; it seals early well before filling it.
+        store_cfg.head_bytes = config.ingest_budget_bytes / 2;
+        store_cfg.retention_age = config.retention;
+        store_cfg.retention_bytes = config.retention_bytes;
+        let wal_slot: Arc<std::sync::OnceLock<wal::Wal>> = Arc::default();
+        let release_to = wal_slot.clone();
+        let store = weft_store::Store::open(store_cfg, head_bytes.clone(), move |t| {
+            if let Some(w) = release_to.get() {
+                match w.release_before(t) {
+                    Ok(0) => {}
+                    Ok(n) => tracing::debug!(segments = n, "write-ahead log segments released"),
+                    Err(e) => tracing::warn!(error = %e, "could not release write-ahead log segments"),
+                }
+            }
+        })
+        .map_err(StartError::Store)?;
+        let mut all: Vec<Arc<dyn Subscriber>> = vec![Arc::new(StoreSubscriber(store.clone()))];
+        all.extend(subscribers);
+        let subscribers = Arc::new(all);
+        let shards = Shards::start(config.shards, metrics.clone(), subscribers.clone());
         let in_flight = Arc::new(InFlight::default());
-        let budget = admission::Budget::new(config.ingest_budget_bytes, metrics.clone());
+        let budget = admission::Budget::with_held(config.ingest_budget_bytes, metrics.clone(), head_bytes);
         let mut replayed_spans = 0u64;
         let (wal, report) =
             wal::Wal::open(&dir.join("wal"), config.wal_segment_bytes, metrics.clone(), |time, payload| {
@@ -156,6 +185,13 @@ impl Server {
                     }
                 }
             })?;
+        let _ = wal_slot.set(wal.clone());
+        // Replayed requests are processed by the shards before the server says it
+        // is up, so that a query right after a restart sees everything acknowledged.
+        while !in_flight.is_empty() {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        tracing::info!(blocks = store.blocks().len(), "store opened");
         tracing::info!(
             segments = report.segments,
             records = report.records,
@@ -171,6 +207,7 @@ impl Server {
             in_flight: in_flight.clone(),
             wal,
             shards,
+            store,
             shutting_down: AtomicBool::new(false),
         });
 
@@ -211,7 +248,23 @@ impl Server {
         if tokio::time::timeout(grace, all).await.is_err() {
             tracing::warn!("shutdown grace period over; closing remaining connections");
         }
+        // Seal what the head holds, so the next start replays little.
+        let store = self.state.store.clone();
+        let _ = tokio::task::spawn_blocking(move || store.close()).await;
         tracing::info!("weft serve stopped; the log is synced");
+    }
+}
+
+/// The store as a shard subscriber: spans go to the head partition of the
+/// shard that processed them; watermarks drive sealing.
+struct StoreSubscriber(Arc<weft_store::Store>);
+
+impl Subscriber for StoreSubscriber {
+    fn on_spans(&self, shard: usize, time: u64, spans: &[shards::StoredSpan]) {
+        self.0.insert(shard, time, spans);
+    }
+    fn on_watermark(&self, t: u64) {
+        self.0.watermark(t);
     }
 }
 

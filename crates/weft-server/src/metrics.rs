@@ -98,8 +98,6 @@ pub struct Metrics {
     pub budget_limit_bytes: AtomicU64,
     pub shard_queue_spans: Vec<AtomicU64>,
     pub spans_processed: AtomicU64,
-    pub table_evicted_spans: AtomicU64,
-    pub table_bytes: AtomicU64,
     pub watermark_lag_seconds: AtomicU64,
 }
 
@@ -131,8 +129,6 @@ impl Metrics {
             budget_limit_bytes: AtomicU64::new(0),
             shard_queue_spans: (0..shards).map(|_| AtomicU64::new(0)).collect(),
             spans_processed: AtomicU64::new(0),
-            table_evicted_spans: AtomicU64::new(0),
-            table_bytes: AtomicU64::new(0),
             watermark_lag_seconds: AtomicU64::new(0),
         }
     }
@@ -200,11 +196,6 @@ impl Metrics {
             l(&self.log_write_errors),
         );
         counter("weft_spans_processed_total", "Spans processed by the shards.", l(&self.spans_processed));
-        counter(
-            "weft_table_evicted_spans_total",
-            "Spans that left the in-memory table (still in the log).",
-            l(&self.table_evicted_spans),
-        );
         let _ = writeln!(out, "# HELP weft_ingest_refused_total Requests refused with a retry delay or a size error, by reason.\n# TYPE weft_ingest_refused_total counter");
         for r in Refusal::ALL {
             let _ = writeln!(out, "weft_ingest_refused_total{{reason=\"{}\"}} {}", r.label(), self.refused(r));
@@ -214,11 +205,10 @@ impl Metrics {
         };
         gauge(
             "weft_ingest_budget_used_bytes",
-            "Bytes accepted and not yet processed.",
+            "Bytes accepted and not yet durable in the store (requests in flight and the head).",
             l(&self.budget_used_bytes) as f64,
         );
         gauge("weft_ingest_budget_limit_bytes", "The ingest byte budget.", l(&self.budget_limit_bytes) as f64);
-        gauge("weft_table_bytes", "Bytes of spans in the in-memory table.", l(&self.table_bytes) as f64);
         gauge(
             "weft_watermark_lag_seconds",
             "How far the watermark is behind the clock.",
@@ -239,6 +229,87 @@ impl Metrics {
         );
         out
     }
+}
+
+/// Appends the store's metrics (blocks, head, sealing, compaction, retention).
+pub fn render_store(store: &weft_store::Store, out: &mut String) {
+    let st = &store.stats;
+    let l = |a: &AtomicU64| a.load(Ordering::Relaxed);
+    let blocks = store.blocks();
+    let mut line = |kind: &str, name: &str, help: &str, v: f64| {
+        let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {v}");
+    };
+    for (name, help, v) in [
+        ("weft_store_spans_total", "Span rows written to blocks by sealing.", l(&st.spans_stored)),
+        ("weft_store_traces_sealed_total", "Traces sealed into blocks.", l(&st.traces_sealed)),
+        (
+            "weft_store_traces_sealed_early_total",
+            "Traces sealed before they were idle because the head was full.",
+            l(&st.traces_sealed_early),
+        ),
+        (
+            "weft_store_late_spans_total",
+            "Spans that arrived after their trace was sealed (stored, summary updated).",
+            l(&st.late_spans),
+        ),
+        (
+            "weft_store_duplicate_spans_total",
+            "Spans dropped as exact duplicates (same trace and span ID) of stored ones.",
+            l(&st.duplicate_spans),
+        ),
+        (
+            "weft_store_undecodable_spans_total",
+            "Spans whose bytes did not decode at sealing (lost; never expected).",
+            l(&st.undecodable_spans),
+        ),
+        ("weft_store_blocks_sealed_total", "Blocks written by sealing.", l(&st.blocks_sealed)),
+        (
+            "weft_store_seal_failures_total",
+            "Failed seals (the traces stay in memory and in the log, and are retried).",
+            l(&st.seal_failures),
+        ),
+        ("weft_store_compactions_total", "Compactions of small blocks.", l(&st.compactions)),
+        ("weft_store_retention_deleted_blocks_total", "Blocks deleted by retention.", l(&st.retention_deleted_blocks)),
+        (
+            "weft_store_retention_deleted_spans_total",
+            "Spans in blocks deleted by retention.",
+            l(&st.retention_deleted_spans),
+        ),
+        (
+            "weft_store_corrupt_blocks_total",
+            "Block directories that could not be read (skipped, left on disk).",
+            l(&st.corrupt_blocks),
+        ),
+    ] {
+        line("counter", name, help, v as f64);
+    }
+    line("counter", "weft_store_seal_seconds_total", "Time spent writing blocks.", l(&st.seal_nanos) as f64 / 1e9);
+    line(
+        "gauge",
+        "weft_store_head_bytes",
+        "Bytes the head holds (counted in the ingest budget).",
+        store.head.bytes() as f64,
+    );
+    line("gauge", "weft_store_head_traces", "Traces in the head.", store.head.traces() as f64);
+    line("gauge", "weft_store_blocks", "Blocks on disk.", blocks.len() as f64);
+    line(
+        "gauge",
+        "weft_store_block_bytes",
+        "Bytes of blocks on disk.",
+        blocks.iter().map(|b| b.meta.bytes).sum::<u64>() as f64,
+    );
+    line(
+        "gauge",
+        "weft_store_block_spans",
+        "Span rows in blocks.",
+        blocks.iter().map(|b| b.meta.spans).sum::<u64>() as f64,
+    );
+    line(
+        "gauge",
+        "weft_store_durable_before_seconds",
+        "Everything received before this Unix time is in blocks.",
+        l(&st.durable_before) as f64 / 1e9,
+    );
 }
 
 #[cfg(test)]

@@ -1,9 +1,8 @@
 //! Sharded processing and the watermark.
 //!
 //! Spans are routed by trace ID to N shard threads, each owning its traces, so
-//! per-trace work needs no locks across shards. Until the store exists, a shard
-//! keeps its traces in an in-memory table (bounded in bytes; the oldest traces
-//! leave it first, counted — they are still in the write-ahead log).
+//! per-trace work needs no locks across shards. A shard hands its spans to the
+//! subscribers — the store's head (its partition for that shard) first of all.
 //!
 //! The watermark says "every request received before T has been processed". Each
 //! request's receive time is registered when it arrives (taken under the same lock
@@ -14,36 +13,15 @@
 //! request leaves the registry only after its subscribers saw its spans, a
 //! subscriber notified with T never later sees spans received before T.
 
-use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::collections::BTreeMap;
 use std::sync::atomic::Ordering;
 use std::sync::{mpsc, Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use opentelemetry_proto::tonic::trace::v1::Span;
-
 use crate::admission::Permit;
 use crate::metrics::Metrics;
 
-/// A span with the service that sent it, kept encoded: usually a slice of the
-/// request buffer it arrived in, so keeping it costs no decoding or copying.
-#[derive(Clone, Debug, PartialEq)]
-pub struct StoredSpan {
-    /// `service.name` of its resource ("" if none).
-    pub service: Arc<str>,
-    /// Its resource's attributes (shared by the spans of one resource).
-    pub resource: Arc<Vec<opentelemetry_proto::tonic::common::v1::KeyValue>>,
-    /// Its trace.
-    pub trace_id: [u8; 16],
-    /// The encoded OTLP `Span` message.
-    pub span: bytes::Bytes,
-}
-
-impl StoredSpan {
-    /// The span, decoded.
-    pub fn decode(&self) -> Option<Span> {
-        <Span as prost::Message>::decode(self.span.clone()).ok()
-    }
-}
+pub use weft_store::StoredSpan;
 
 /// Receives processed spans and watermarks, in an order that keeps the
 /// watermark's promise.
@@ -96,6 +74,11 @@ impl InFlight {
         Arc::new(Arrival { registry: self.clone(), time })
     }
 
+    /// Whether no request is registered (everything received is processed).
+    pub fn is_empty(&self) -> bool {
+        self.inner.lock().unwrap_or_else(|e| e.into_inner()).times.is_empty()
+    }
+
     /// The oldest registered time, or the clock (as a time no later request can
     /// have) if none is registered.
     pub fn low_mark(&self) -> u64 {
@@ -131,19 +114,9 @@ struct Batch {
     _permit: Permit,
 }
 
-/// A shard's traces, oldest first for eviction.
-#[derive(Default)]
-struct Table {
-    /// Each trace's spans and the bytes they take.
-    traces: HashMap<[u8; 16], (Vec<StoredSpan>, usize)>,
-    order: VecDeque<[u8; 16]>,
-    bytes: usize,
-}
-
-/// The shards, their tables, and the subscribers.
+/// The shards and their subscribers.
 pub struct Shards {
     senders: Vec<mpsc::Sender<Batch>>,
-    tables: Vec<Arc<Mutex<Table>>>,
     metrics: Arc<Metrics>,
 }
 
@@ -153,62 +126,20 @@ impl std::fmt::Debug for Shards {
     }
 }
 
-/// Which shard owns a trace.
-pub fn shard_of(trace_id: &[u8], n: usize) -> usize {
-    let mut k = [0u8; 8];
-    let take = trace_id.len().min(8);
-    k[..take].copy_from_slice(&trace_id[trace_id.len() - take..]);
-    (u64::from_le_bytes(k) % n as u64) as usize
-}
-
-/// Bytes a stored span holds: its encoded message (a share of its request's
-/// buffer) and its entry.
-fn span_bytes(s: &StoredSpan) -> usize {
-    size_of::<StoredSpan>() + s.span.len() + 16
-}
+pub use weft_store::head::shard_of;
 
 impl Shards {
-    /// Starts `n` shard threads whose tables hold up to `table_bytes` in total.
-    pub fn start(
-        n: usize,
-        table_bytes: usize,
-        metrics: Arc<Metrics>,
-        subscribers: Arc<Vec<Arc<dyn Subscriber>>>,
-    ) -> Self {
-        let per_shard = table_bytes / n.max(1);
+    /// Starts `n` shard threads.
+    pub fn start(n: usize, metrics: Arc<Metrics>, subscribers: Arc<Vec<Arc<dyn Subscriber>>>) -> Self {
         let mut senders = Vec::new();
-        let mut tables = Vec::new();
         for i in 0..n {
             let (tx, rx) = mpsc::channel::<Batch>();
-            let table = Arc::new(Mutex::new(Table::default()));
-            let (t, m, subs) = (table.clone(), metrics.clone(), subscribers.clone());
+            let (m, subs) = (metrics.clone(), subscribers.clone());
             let spawned = std::thread::Builder::new().name(format!("weft-shard-{i}")).spawn(move || {
                 while let Ok(batch) = rx.recv() {
                     let n = batch.spans.len() as u64;
                     for s in subs.iter() {
                         s.on_spans(i, batch.arrival.time, &batch.spans);
-                    }
-                    {
-                        let mut guard = t.lock().unwrap_or_else(|e| e.into_inner());
-                        let tab = &mut *guard;
-                        for s in batch.spans {
-                            let id = s.trace_id;
-                            let size = span_bytes(&s);
-                            tab.bytes += size;
-                            let e = tab.traces.entry(id).or_default();
-                            if e.0.is_empty() {
-                                tab.order.push_back(id);
-                            }
-                            e.0.push(s);
-                            e.1 += size;
-                        }
-                        while tab.bytes > per_shard {
-                            let Some(old) = tab.order.pop_front() else { break };
-                            if let Some((spans, size)) = tab.traces.remove(&old) {
-                                tab.bytes -= size;
-                                m.table_evicted_spans.fetch_add(spans.len() as u64, Ordering::Relaxed);
-                            }
-                        }
                     }
                     m.spans_processed.fetch_add(n, Ordering::Relaxed);
                     m.shard_queue_spans[i].fetch_sub(n, Ordering::Relaxed);
@@ -220,9 +151,8 @@ impl Shards {
                 tracing::error!(shard = i, "could not start a shard thread");
             }
             senders.push(tx);
-            tables.push(table);
         }
-        Shards { senders, tables, metrics }
+        Shards { senders, metrics }
     }
 
     /// Routes a request's spans to their shards. The permit is shared out in
@@ -245,20 +175,6 @@ impl Shards {
             self.metrics.shard_queue_spans[i].fetch_add(v.len() as u64, Ordering::Relaxed);
             let _ = self.senders[i].send(Batch { spans: v, arrival: arrival.clone(), _permit: part });
         }
-    }
-
-    /// The spans of one trace held in memory.
-    pub fn trace(&self, trace_id: &[u8; 16]) -> Vec<StoredSpan> {
-        let i = shard_of(trace_id, self.tables.len());
-        let tab = self.tables[i].lock().unwrap_or_else(|e| e.into_inner());
-        tab.traces.get(trace_id).map(|(s, _)| s.clone()).unwrap_or_default()
-    }
-
-    /// Bytes held in the tables (also published as a metric).
-    pub fn table_bytes(&self) -> usize {
-        let n = self.tables.iter().map(|t| t.lock().map(|t| t.bytes).unwrap_or(0)).sum();
-        self.metrics.table_bytes.store(n as u64, Ordering::Relaxed);
-        n
     }
 }
 
@@ -342,7 +258,7 @@ mod tests {
         let metrics = Arc::new(Metrics::new(4));
         let checker = Arc::new(Checker { mark: Mutex::new(0), seen: Default::default() });
         let subs: Arc<Vec<Arc<dyn Subscriber>>> = Arc::new(vec![checker.clone()]);
-        let shards = Arc::new(Shards::start(4, 1 << 30, metrics.clone(), subs.clone()));
+        let shards = Arc::new(Shards::start(4, metrics.clone(), subs.clone()));
         let registry = Arc::new(InFlight::default());
         let budget = Budget::new(1 << 30, metrics.clone());
         let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
@@ -362,12 +278,7 @@ mod tests {
                             .map(|k| {
                                 let mut id = [0u8; 16];
                                 id[8..].copy_from_slice(&(p * 1_000_000 + i * 10 + k + 1).to_le_bytes());
-                                StoredSpan {
-                                    service: Arc::from("s"),
-                                    resource: Arc::default(),
-                                    trace_id: id,
-                                    span: bytes::Bytes::new(),
-                                }
+                                StoredSpan { origin: Arc::default(), trace_id: id, span: bytes::Bytes::new() }
                             })
                             .collect();
                         shards.route(spans, arrival, budget.try_take(100).unwrap());

@@ -19,11 +19,12 @@
 //! (logged and counted, with the bytes that could not be read), never skipped
 //! silently. Segments are deleted only when a consumer releases them.
 
+use std::collections::BTreeMap;
 use std::fs::{File, OpenOptions};
 use std::io::{Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::Ordering;
-use std::sync::{mpsc, Arc};
+use std::sync::{mpsc, Arc, Mutex};
 use std::time::Instant;
 
 use bytes::Bytes;
@@ -83,6 +84,8 @@ struct Append {
 pub struct Wal {
     tx: mpsc::Sender<Append>,
     dir: Arc<PathBuf>,
+    /// The newest record time in each segment (absent: no record yet).
+    newest: Arc<Mutex<BTreeMap<u64, u64>>>,
 }
 
 impl std::fmt::Debug for Wal {
@@ -122,9 +125,15 @@ impl Wal {
         std::fs::create_dir_all(dir).map_err(io(dir))?;
         let segs = segments(dir)?;
         let mut report = ReplayReport { segments: segs.len(), ..Default::default() };
-        for (i, (_, path)) in segs.iter().enumerate() {
+        let newest = Arc::new(Mutex::new(BTreeMap::new()));
+        for (i, (seq, path)) in segs.iter().enumerate() {
             let last = i + 1 == segs.len();
-            replay_segment(path, last, &mut report, &mut replay)?;
+            let mut max = 0u64;
+            replay_segment(path, last, &mut report, &mut |time, payload| {
+                max = max.max(time);
+                replay(time, payload)
+            })?;
+            lock(&newest).insert(*seq, max);
         }
         metrics.log_replayed_records.fetch_add(report.records, Ordering::Relaxed);
         metrics.log_tail_bytes_cut.fetch_add(report.tail_bytes_cut, Ordering::Relaxed);
@@ -135,9 +144,17 @@ impl Wal {
         let file = OpenOptions::new().create(true).append(true).open(&path).map_err(io(&path))?;
         sync_dir(dir)?;
         let (tx, rx) = mpsc::channel();
-        let writer = Writer { dir: dir.to_path_buf(), seq: next_seq, file, size: 0, segment_bytes, metrics };
+        let writer = Writer {
+            dir: dir.to_path_buf(),
+            seq: next_seq,
+            file,
+            size: 0,
+            segment_bytes,
+            metrics,
+            newest: newest.clone(),
+        };
         std::thread::Builder::new().name("weft-wal".into()).spawn(move || writer.run(rx)).map_err(io(dir))?;
-        Ok((Wal { tx, dir: Arc::new(dir.to_path_buf()) }, report))
+        Ok((Wal { tx, dir: Arc::new(dir.to_path_buf()), newest }, report))
     }
 
     /// Appends one record and waits until it is on disk.
@@ -153,15 +170,18 @@ impl Wal {
         }
     }
 
-    /// Deletes every closed segment with a sequence number up to `seq`: their
-    /// data is durable elsewhere. The segment being written is never deleted.
-    pub fn release_through(&self, seq: u64) -> Result<usize, WalError> {
+    /// Deletes every closed segment whose records were all received before
+    /// `time` (Unix ns): the store says their data is durable in its blocks. The
+    /// segment being written is never deleted. Returns how many went.
+    pub fn release_before(&self, time: u64) -> Result<usize, WalError> {
         let segs = segments(&self.dir)?;
         let current = segs.last().map_or(0, |(s, _)| *s);
         let mut n = 0;
         for (s, path) in segs {
-            if s <= seq && s < current {
+            let newest = lock(&self.newest).get(&s).copied().unwrap_or(0);
+            if s < current && newest < time {
                 std::fs::remove_file(&path).map_err(io(&path))?;
+                lock(&self.newest).remove(&s);
                 n += 1;
             }
         }
@@ -241,7 +261,12 @@ pub fn encode_record(time: u64, payload: &[u8], out: &mut Vec<u8>) {
     out.extend_from_slice(payload);
 }
 
+fn lock(m: &Mutex<BTreeMap<u64, u64>>) -> std::sync::MutexGuard<'_, BTreeMap<u64, u64>> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
 struct Writer {
+    newest: Arc<Mutex<BTreeMap<u64, u64>>>,
     dir: PathBuf,
     seq: u64,
     file: File,
@@ -268,6 +293,11 @@ impl Writer {
             }
             let result = self.write_round(&buf);
             if result.is_ok() {
+                let max = group.iter().map(|a| a.time).max().unwrap_or(0);
+                let mut newest = lock(&self.newest);
+                let e = newest.entry(self.seq).or_insert(0);
+                *e = (*e).max(max);
+                drop(newest);
                 self.metrics.log_appends.fetch_add(group.len() as u64, Ordering::Relaxed);
                 self.metrics.log_bytes.fetch_add(buf.len() as u64, Ordering::Relaxed);
                 self.metrics.log_group_commit_size.observe(group.len() as f64);
@@ -424,7 +454,8 @@ mod tests {
         });
         let before = segments(&dir).unwrap();
         let current = before.last().unwrap().0;
-        let n = w.release_through(u64::MAX).unwrap();
+        assert_eq!(w.release_before(1).unwrap(), 1, "only segments with nothing from time 1 on");
+        let n = 1 + w.release_before(u64::MAX).unwrap();
         let after = segments(&dir).unwrap();
         assert_eq!(n, before.len() - 1);
         assert_eq!(after.len(), 1);

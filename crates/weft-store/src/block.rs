@@ -172,7 +172,7 @@ pub fn write(
     mut traces: Vec<(TraceSummary, Vec<FullSpan>)>,
     merged_from: Vec<u64>,
 ) -> Result<Block, StoreError> {
-    traces.sort_by(|a, b| a.0.trace_id.cmp(&b.0.trace_id));
+    traces.sort_by_key(|t| t.0.trace_id);
     let mut meta = BlockMeta { seq, order, min_start: u64::MAX, merged_from, ..Default::default() };
     let mut rows: Vec<&FullSpan> = Vec::new();
     let mut index = Vec::with_capacity(traces.len());

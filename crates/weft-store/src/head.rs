@@ -78,7 +78,11 @@ impl Head {
         let mut added = 0;
         let mut p = self.part(part);
         for s in spans {
-            let copy = StoredSpan { origin: s.origin.clone(), trace_id: s.trace_id, span: bytes::Bytes::copy_from_slice(&s.span) };
+            let copy = StoredSpan {
+                origin: s.origin.clone(),
+                trace_id: s.trace_id,
+                span: bytes::Bytes::copy_from_slice(&s.span),
+            };
             let size = copy.approx_bytes() + SPAN_OVERHEAD;
             let t = p.traces.entry(s.trace_id).or_insert_with(|| HeadTrace { first_recv: recv, ..Default::default() });
             t.first_recv = t.first_recv.min(recv);

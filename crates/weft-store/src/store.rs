@@ -42,7 +42,8 @@ pub struct StoreConfig {
     pub head_bytes: usize,
     /// Blocks with fewer spans than this are merged by compaction.
     pub compact_below_spans: u64,
-    /// Merged blocks stop growing at this many spans.
+    /// Merged blocks stop growing at this many spans. Compaction holds its
+    /// inputs decoded in memory (0.5–2 KB a span), so this also bounds its memory.
     pub block_max_spans: u64,
     /// Blocks whose newest span ended longer ago than this are deleted (`None`: kept).
     pub retention_age: Option<Duration>,
@@ -58,8 +59,8 @@ impl StoreConfig {
             partitions: 1,
             trace_idle: Duration::from_secs(10),
             head_bytes: 128 << 20,
-            compact_below_spans: 200_000,
-            block_max_spans: 2_000_000,
+            compact_below_spans: 10_000,
+            block_max_spans: 30_000,
             retention_age: None,
             retention_bytes: None,
         }
@@ -116,7 +117,13 @@ pub struct Store {
     blocks: RwLock<Vec<Arc<Block>>>,
     /// Traces taken from the head and being written (visible to queries).
     sealing: Mutex<Arc<HashMap<[u8; 16], HeadTrace>>>,
+    /// Held (write) while traces move head → sealing and sealing → block, and
+    /// (read) while a query takes its view of blocks, sealing and head, so that a
+    /// trace in transit is always seen in one of the three.
+    handoff: RwLock<()>,
     next_seq: AtomicU64,
+    /// Set when the sealer was woken for memory pressure and has not run since.
+    pressure: std::sync::atomic::AtomicBool,
     /// What the store did.
     pub stats: StoreStats,
     release: Box<dyn Fn(u64) + Send + Sync>,
@@ -158,13 +165,19 @@ impl Store {
     /// Opens the blocks under `cfg.dir/blocks` (skipping and reporting damaged
     /// ones, removing unfinished ones) and starts the sealer. `release(t)` is
     /// called whenever everything received before `t` has become durable in blocks.
-    pub fn open(cfg: StoreConfig, head_bytes: Arc<AtomicUsize>, release: impl Fn(u64) + Send + Sync + 'static) -> Result<Arc<Store>, StoreError> {
+    pub fn open(
+        cfg: StoreConfig,
+        head_bytes: Arc<AtomicUsize>,
+        release: impl Fn(u64) + Send + Sync + 'static,
+    ) -> Result<Arc<Store>, StoreError> {
         let blocks_dir = cfg.dir.join("blocks");
-        std::fs::create_dir_all(&blocks_dir).map_err(|source| StoreError::Io { path: blocks_dir.display().to_string(), source })?;
+        std::fs::create_dir_all(&blocks_dir)
+            .map_err(|source| StoreError::Io { path: blocks_dir.display().to_string(), source })?;
         let stats = StoreStats::default();
         let mut blocks = Vec::new();
         let mut max_seq = 0;
-        let entries = std::fs::read_dir(&blocks_dir).map_err(|source| StoreError::Io { path: blocks_dir.display().to_string(), source })?;
+        let entries = std::fs::read_dir(&blocks_dir)
+            .map_err(|source| StoreError::Io { path: blocks_dir.display().to_string(), source })?;
         for entry in entries.flatten() {
             let name = entry.file_name().to_string_lossy().to_string();
             if name.starts_with(".tmp-") {
@@ -199,7 +212,9 @@ impl Store {
             blocks_dir,
             blocks: RwLock::new(blocks),
             sealing: Mutex::new(Arc::new(HashMap::new())),
+            handoff: RwLock::new(()),
             next_seq: AtomicU64::new(max_seq + 1),
+            pressure: std::sync::atomic::AtomicBool::new(false),
             stats,
             release: Box::new(release),
             tx: Mutex::new(None),
@@ -225,6 +240,13 @@ impl Store {
     /// Spans processed by shard `part`, received at `recv` (Unix ns).
     pub fn insert(&self, part: usize, recv: u64, spans: &[StoredSpan]) {
         self.head.insert(part, recv, spans);
+        // Filling up: wake the sealer now rather than at the next watermark.
+        if self.head.bytes() > self.cfg.head_bytes * 3 / 4 && !self.pressure.swap(true, Ordering::Relaxed) {
+            let w = self.stats.watermark.load(Ordering::Relaxed);
+            if let Some(tx) = &*self.tx.lock().unwrap_or_else(|e| e.into_inner()) {
+                let _ = tx.send(Msg::Watermark(w));
+            }
+        }
     }
 
     /// A new watermark: seal what is complete (on the sealer thread).
@@ -266,11 +288,15 @@ impl Store {
     /// Every stored span of a trace (blocks, head, being sealed), deduplicated,
     /// with its current summary; `None` if the store has no span of it.
     pub fn trace(&self, trace_id: &[u8; 16]) -> Result<Option<(TraceSummary, Vec<FullSpan>)>, StoreError> {
+        let (blocks, sealing, head) = {
+            let _view = self.handoff.read().unwrap_or_else(|e| e.into_inner());
+            (self.blocks(), self.sealing(), self.head.get(trace_id))
+        };
         let mut seen = HashSet::new();
         let mut spans = Vec::new();
         let mut newest_summary = None;
         // Newest block first: its summary is the current one.
-        for b in self.blocks().iter().rev() {
+        for b in blocks.iter().rev() {
             if let Some((pos, e)) = b.find(trace_id) {
                 if newest_summary.is_none() {
                     newest_summary = b.summaries_at(&[pos])?.pop();
@@ -283,8 +309,7 @@ impl Store {
             }
         }
         let mut fresh = 0;
-        let sealing = self.sealing();
-        for held in [sealing.get(trace_id).map(|t| t.spans.clone()).unwrap_or_default(), self.head.get(trace_id)] {
+        for held in [sealing.get(trace_id).map(|t| t.spans.clone()).unwrap_or_default(), head] {
             let new = decode_all(&held, &StoreStats::default(), &mut seen);
             fresh += new.len();
             spans.extend(new);
@@ -300,10 +325,22 @@ impl Store {
         Ok(Some((summary, spans)))
     }
 
+    /// How many span rows the store holds for a trace (blocks, head, being
+    /// sealed; duplicates not removed), without reading any span: for checks
+    /// over many trace IDs.
+    pub fn span_rows(&self, trace_id: &[u8; 16]) -> u64 {
+        let _view = self.handoff.read().unwrap_or_else(|e| e.into_inner());
+        let blocks: u64 = self.blocks().iter().filter_map(|b| b.find(trace_id)).map(|(_, e)| u64::from(e.rows)).sum();
+        let sealing = self.sealing().get(trace_id).map_or(0, |t| t.spans.len() as u64);
+        blocks + sealing + self.head.get(trace_id).len() as u64
+    }
+
     /// Seals the traces `pick` chooses (all of them for a flush); returns how
     /// many traces went into a block.
     fn seal(&self, watermark: u64, flush: bool) -> Result<usize, StoreError> {
+        self.pressure.store(false, Ordering::Relaxed);
         let idle = self.cfg.trace_idle.as_nanos() as u64;
+        let handoff = self.handoff.write().unwrap_or_else(|e| e.into_inner());
         let mut taken = self.head.drain(|t| flush || t.last_recv.saturating_add(idle) <= watermark);
         let held = self.head.bytes();
         if held > self.cfg.head_bytes * 3 / 4 {
@@ -313,17 +350,44 @@ impl Store {
             taken.extend(early);
         }
         if taken.is_empty() {
+            drop(handoff);
             self.release_log(watermark);
             return Ok(0);
         }
         let bytes: usize = taken.iter().map(|(_, t)| t.bytes).sum();
         *self.sealing.lock().unwrap_or_else(|e| e.into_inner()) = Arc::new(taken.iter().cloned().collect());
+        drop(handoff);
         let started = Instant::now();
-        let result = self.write_sealed(&taken);
+        // One block per 64 Ki spans: decoding is the memory-hungry part of a seal
+        // (0.5–2 KB a span), so a big head is written in bounded steps.
+        let mut result = Ok(0);
+        let mut chunk_start = 0;
+        let mut rows = 0;
+        for i in 0..=taken.len() {
+            let end = i == taken.len();
+            if end || (rows > 0 && rows + taken[i].1.spans.len() > 65_536) {
+                match self.write_sealed(&taken[chunk_start..i]) {
+                    Ok(n) => result = result.map(|m| m + n),
+                    Err(e) => {
+                        result = Err(e);
+                        break;
+                    }
+                }
+                chunk_start = i;
+                rows = 0;
+            }
+            if !end {
+                rows += taken[i].1.spans.len();
+            }
+        }
         self.stats.seal_nanos.fetch_add(started.elapsed().as_nanos() as u64, Ordering::Relaxed);
         match result {
             Ok(n) => {
+                // The block is visible already (a reader may see it and the
+                // sealing set at once, and deduplicates); now the set can go.
+                let _handoff = self.handoff.write().unwrap_or_else(|e| e.into_inner());
                 *self.sealing.lock().unwrap_or_else(|e| e.into_inner()) = Arc::new(HashMap::new());
+                drop(_handoff);
                 self.head.release(bytes);
                 self.release_log(watermark);
                 Ok(n)
@@ -331,6 +395,7 @@ impl Store {
             Err(e) => {
                 // Put them back: nothing is lost, the next watermark retries.
                 self.stats.seal_failures.fetch_add(1, Ordering::Relaxed);
+                let _handoff = self.handoff.write().unwrap_or_else(|e| e.into_inner());
                 for (id, t) in taken {
                     let part = crate::head::shard_of(&id, self.head.parts());
                     self.head.insert(part, t.first_recv, &t.spans);
@@ -402,7 +467,8 @@ impl Store {
         let mut total: u64 = blocks.iter().map(|b| b.meta.bytes).sum();
         let mut doomed = Vec::new();
         for b in &blocks {
-            let too_old = self.cfg.retention_age.is_some_and(|age| b.meta.max_end.saturating_add(age.as_nanos() as u64) < now);
+            let too_old =
+                self.cfg.retention_age.is_some_and(|age| b.meta.max_end.saturating_add(age.as_nanos() as u64) < now);
             let too_big = self.cfg.retention_bytes.is_some_and(|limit| total > limit);
             if too_old || too_big {
                 total -= b.meta.bytes;
@@ -443,7 +509,7 @@ impl Store {
         if run.len() < 2 {
             return Ok(0);
         }
-        let mut merged: HashMap<[u8; 16], (TraceSummary, Vec<FullSpan>, HashSet<Vec<u8>>)> = HashMap::new();
+        let mut merged: HashMap<[u8; 16], Merging> = HashMap::new();
         for b in &run {
             for (sum, spans) in b.all_traces()? {
                 let e = merged.entry(sum.trace_id).or_insert_with(|| (sum.clone(), Vec::new(), HashSet::new()));
@@ -477,6 +543,9 @@ impl Store {
         Ok(run.len())
     }
 }
+
+/// A trace being merged: its newest summary, its spans, their IDs.
+type Merging = (TraceSummary, Vec<FullSpan>, HashSet<Vec<u8>>);
 
 fn sealer(store: std::sync::Weak<Store>, rx: mpsc::Receiver<Msg>) {
     let mut last_upkeep = Instant::now();
@@ -559,7 +628,9 @@ mod tests {
         store.seal(1_200, false).unwrap();
         assert_eq!(store.blocks().len(), 1);
         assert_eq!(store.stats.traces_sealed.load(Ordering::Relaxed), 2);
-        assert_eq!(released.load(Ordering::Relaxed), 1_200.min(5_000));
+        // Trace 3 (received at 5_000) is still in the head: the log is released
+        // up to the watermark, which is older.
+        assert_eq!(released.load(Ordering::Relaxed), 1_200);
         let (sum, spans) = store.trace(&[1; 16]).unwrap().unwrap();
         assert_eq!((sum.span_count, spans.len()), (2, 2));
         // Trace 3 is still in the head and readable.
@@ -600,11 +671,13 @@ mod tests {
         }
         store.seal(0, false).unwrap();
         assert!(store.stats.traces_sealed_early.load(Ordering::Relaxed) > 0);
+        // (The sealer thread, woken by the pressure, may have sealed some too.)
+        store.close();
         assert!(store.head.bytes() <= 1_000);
+        assert!(!store.blocks().is_empty());
         store.enforce_retention();
         assert!(store.blocks().is_empty());
-        assert_eq!(store.stats.retention_deleted_blocks.load(Ordering::Relaxed), 1);
-        store.close();
+        assert!(store.stats.retention_deleted_blocks.load(Ordering::Relaxed) >= 1);
     }
 
     #[test]

@@ -148,12 +148,22 @@ pub fn loadgen(args: &[&str]) -> serde_json::Value {
 }
 
 /// Asks the server which of these trace IDs it does not hold: (missing, spans held).
+///
+/// Acknowledged means durable in the log; the shards make spans readable a
+/// moment later, so this asks again for up to 10 s while some are missing.
 pub fn missing(addr: SocketAddr, ids: &[String]) -> (Vec<String>, u64) {
-    let (status, _, body) = http(addr, "POST", "/api/debug/missing", &[], ids.join("\n").as_bytes());
-    assert_eq!(status, 200, "{}", String::from_utf8_lossy(&body));
-    let v: serde_json::Value = serde_json::from_slice(&body).unwrap();
-    let missing = v["missing"].as_array().unwrap().iter().map(|m| m.as_str().unwrap().to_owned()).collect();
-    (missing, v["spans"].as_u64().unwrap())
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        let (status, _, body) = http(addr, "POST", "/api/debug/missing", &[], ids.join("\n").as_bytes());
+        assert_eq!(status, 200, "{}", String::from_utf8_lossy(&body));
+        let v: serde_json::Value = serde_json::from_slice(&body).unwrap();
+        let missing: Vec<String> =
+            v["missing"].as_array().unwrap().iter().map(|m| m.as_str().unwrap().to_owned()).collect();
+        if missing.is_empty() || std::time::Instant::now() > deadline {
+            return (missing, v["spans"].as_u64().unwrap());
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
 }
 
 /// Whole trace IDs from an ack log (a line cut by a kill is skipped).
