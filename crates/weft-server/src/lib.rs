@@ -149,6 +149,8 @@ impl Server {
         store_cfg.head_bytes = config.ingest_budget_bytes / 2;
         store_cfg.retention_age = config.retention;
         store_cfg.retention_bytes = config.retention_bytes;
+        // The store opens before the log (replay feeds it), so the log it
+        // releases is handed over once open.
         let wal_slot: Arc<std::sync::OnceLock<wal::Wal>> = Arc::default();
         let release_to = wal_slot.clone();
         let store = weft_store::Store::open(store_cfg, head_bytes.clone(), move |t| {

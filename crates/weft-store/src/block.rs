@@ -398,43 +398,6 @@ impl Block {
         Ok(out)
     }
 
-    /// Projected span columns (by `columns::col` index) of every row, in
-    /// row-group-sized batches, for scans.
-    pub fn scan(&self, projection: &[usize], row_groups: Option<Vec<usize>>) -> Result<Vec<RecordBatch>, StoreError> {
-        let path = self.dir.join("spans.parquet");
-        let f = File::open(&path).map_err(io(&path))?;
-        let mask = ProjectionMask::roots(self.spans.parquet_schema(), projection.iter().copied());
-        let mut b = ParquetRecordBatchReaderBuilder::new_with_metadata(f, self.spans.clone())
-            .with_projection(mask)
-            .with_batch_size(ROW_GROUP_ROWS);
-        if let Some(rg) = row_groups {
-            b = b.with_row_groups(rg);
-        }
-        let reader = b.build().map_err(pq(&path))?;
-        reader.collect::<Result<Vec<_>, _>>().map_err(|e| StoreError::Format(format!("{}: {e}", path.display())))
-    }
-
-    /// Row groups of `spans.parquet` whose start times may fall in `[from, to)`,
-    /// with the first row of each.
-    pub fn row_groups_in(&self, from: u64, to: u64) -> Vec<(usize, usize)> {
-        let mut out = Vec::new();
-        let mut first = 0usize;
-        for (i, rg) in self.spans.metadata().row_groups().iter().enumerate() {
-            let keep = match rg.column(columns::col::START).statistics() {
-                Some(parquet::file::statistics::Statistics::Int64(s)) => match (s.min_opt(), s.max_opt()) {
-                    (Some(&lo), Some(&hi)) => (lo as u64) < to && (hi as u64) >= from,
-                    _ => true,
-                },
-                _ => true,
-            };
-            if keep {
-                out.push((i, first));
-            }
-            first += rg.num_rows() as usize;
-        }
-        out
-    }
-
     /// The summaries at positions `at` (sorted) of the index.
     pub fn summaries_at(&self, at: &[usize]) -> Result<Vec<TraceSummary>, StoreError> {
         let ranges: Vec<(usize, usize)> = at.iter().map(|&i| (i, 1)).collect();

@@ -97,11 +97,11 @@ impl Head {
 
     /// Removes and returns the traces for which `pick` says yes. Their bytes stay
     /// counted until [`Head::release`].
-    pub fn drain(&self, mut pick: impl FnMut(&HeadTrace) -> bool) -> Vec<([u8; 16], HeadTrace)> {
+    pub fn drain(&self, mut pick: impl FnMut(&[u8; 16], &HeadTrace) -> bool) -> Vec<([u8; 16], HeadTrace)> {
         let mut out = Vec::new();
         for i in 0..self.parts.len() {
             let mut p = self.part(i);
-            let ids: Vec<[u8; 16]> = p.traces.iter().filter(|(_, t)| pick(t)).map(|(id, _)| *id).collect();
+            let ids: Vec<[u8; 16]> = p.traces.iter().filter(|(id, t)| pick(id, t)).map(|(id, _)| *id).collect();
             for id in ids {
                 if let Some(t) = p.traces.remove(&id) {
                     out.push((id, t));
@@ -128,17 +128,7 @@ impl Head {
             freed += b;
             chosen.insert(id);
         }
-        let mut out = Vec::new();
-        for i in 0..self.parts.len() {
-            let mut p = self.part(i);
-            let ids: Vec<[u8; 16]> = p.traces.keys().filter(|id| chosen.contains(*id)).copied().collect();
-            for id in ids {
-                if let Some(t) = p.traces.remove(&id) {
-                    out.push((id, t));
-                }
-            }
-        }
-        out
+        self.drain(|id, _| chosen.contains(id))
     }
 
     /// Forgets `bytes` of sealed traces (their block is durable).
@@ -193,7 +183,7 @@ mod tests {
         assert!(held >= 160);
         assert_eq!(h.get(&[1; 16]).len(), 2);
         assert_eq!(h.oldest_recv(), Some(10));
-        let d = h.drain(|t| t.last_recv <= 10);
+        let d = h.drain(|_, t| t.last_recv <= 10);
         assert_eq!(d.len(), 1);
         assert_eq!(h.bytes(), held, "bytes stay counted until the block is durable");
         h.release(d[0].1.bytes);

@@ -18,7 +18,7 @@
 //! write-ahead log deletes the segments that hold only older records.
 
 use std::collections::{HashMap, HashSet};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{mpsc, Arc, Mutex, RwLock};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -141,8 +141,14 @@ fn now_nanos() -> u64 {
     SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_nanos() as u64)
 }
 
-/// Decodes and deduplicates (by span ID) a trace's stored spans.
-fn decode_all(spans: &[StoredSpan], stats: &StoreStats, seen: &mut HashSet<Vec<u8>>) -> Vec<FullSpan> {
+/// Decodes and deduplicates (by span ID) a trace's stored spans, counting
+/// duplicates and undecodable ones in `stats` when given (sealing, not queries).
+fn decode_all(spans: &[StoredSpan], stats: Option<&StoreStats>, seen: &mut HashSet<Vec<u8>>) -> Vec<FullSpan> {
+    let count = |c: fn(&StoreStats) -> &AtomicU64| {
+        if let Some(st) = stats {
+            c(st).fetch_add(1, Ordering::Relaxed);
+        }
+    };
     let mut out = Vec::with_capacity(spans.len());
     for s in spans {
         match s.decode() {
@@ -150,12 +156,10 @@ fn decode_all(spans: &[StoredSpan], stats: &StoreStats, seen: &mut HashSet<Vec<u
                 if seen.insert(span.span_id.clone()) {
                     out.push(FullSpan { origin: s.origin.clone(), span });
                 } else {
-                    stats.duplicate_spans.fetch_add(1, Ordering::Relaxed);
+                    count(|st| &st.duplicate_spans);
                 }
             }
-            None => {
-                stats.undecodable_spans.fetch_add(1, Ordering::Relaxed);
-            }
+            None => count(|st| &st.undecodable_spans),
         }
     }
     out
@@ -310,7 +314,7 @@ impl Store {
         }
         let mut fresh = 0;
         for held in [sealing.get(trace_id).map(|t| t.spans.clone()).unwrap_or_default(), head] {
-            let new = decode_all(&held, &StoreStats::default(), &mut seen);
+            let new = decode_all(&held, None, &mut seen);
             fresh += new.len();
             spans.extend(new);
         }
@@ -341,7 +345,7 @@ impl Store {
         self.pressure.store(false, Ordering::Relaxed);
         let idle = self.cfg.trace_idle.as_nanos() as u64;
         let handoff = self.handoff.write().unwrap_or_else(|e| e.into_inner());
-        let mut taken = self.head.drain(|t| flush || t.last_recv.saturating_add(idle) <= watermark);
+        let mut taken = self.head.drain(|_, t| flush || t.last_recv.saturating_add(idle) <= watermark);
         let held = self.head.bytes();
         if held > self.cfg.head_bytes * 3 / 4 {
             // Over the bound: the traces quiet the longest go now, counted.
@@ -423,7 +427,7 @@ impl Store {
                     }
                 }
             }
-            let new = decode_all(&t.spans, &self.stats, &mut seen);
+            let new = decode_all(&t.spans, Some(&self.stats), &mut seen);
             if !stored.is_empty() {
                 self.stats.late_spans.fetch_add(new.len() as u64, Ordering::Relaxed);
             }
@@ -592,13 +596,10 @@ fn seal_logged(store: &Store, w: u64, flush: bool) {
     }
 }
 
-/// The directory of the blocks under a data directory.
-pub fn blocks_dir(data: &Path) -> PathBuf {
-    data.join("blocks")
-}
-
 #[cfg(test)]
 mod tests {
+    use std::path::Path;
+
     use super::*;
     use crate::columns::tests::rich_span;
     use prost::Message;
