@@ -1,6 +1,11 @@
 """Runs weft serve and rotel-agent (blackhole exporter) in turn under the same
 `weft loadgen` load and measures, for the server process: accepted spans per
-second, CPU seconds (user + system, from /proc) per million spans, peak RSS."""
+second, CPU seconds (user + system, from /proc) per million spans, peak RSS.
+
+weft keeps every span in its store, so its CPU is counted until the store has
+sealed everything the run sent into Parquet blocks (head empty), not only
+while the load runs: sealing is part of the cost of a span. weft runs with
+`--trace-idle 2s` so that sealing happens during the run as in steady state."""
 
 import argparse
 import glob
@@ -12,6 +17,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import urllib.request
 
 p = argparse.ArgumentParser()
 p.add_argument("--weft", required=True)
@@ -41,11 +47,43 @@ def cpu_seconds(pid):
     return (int(fields[11]) + int(fields[12])) / tick
 
 
+def store_cpu_seconds(pid):
+    """CPU of weft's store thread (sealing into Parquet, compaction), which
+    does the work Rotel's blackhole skips: keeping the spans."""
+    total = 0.0
+    for task in glob.glob(f"/proc/{pid}/task/*"):
+        try:
+            if open(f"{task}/comm").read().strip() == "weft-sealer":
+                fields = open(f"{task}/stat").read().rsplit(")", 1)[1].split()
+                total += (int(fields[11]) + int(fields[12])) / tick
+        except OSError:
+            pass
+    return total
+
+
 def peak_rss_mib(pid):
     for line in open(f"/proc/{pid}/status"):
         if line.startswith("VmHWM:"):
             return int(line.split()[1]) / 1024
     return 0
+
+
+def metric(qport, name):
+    body = urllib.request.urlopen(f"http://127.0.0.1:{qport}/metrics", timeout=5).read().decode()
+    for line in body.splitlines():
+        if line.startswith(name + " ") or line.startswith(name + "{"):
+            return float(line.rsplit(" ", 1)[1])
+    raise KeyError(name)
+
+
+def wait_sealed(qport, spans):
+    """Waits until the store has written every accepted span to a block."""
+    deadline = time.time() + 120
+    while time.time() < deadline:
+        if metric(qport, "weft_store_head_bytes") == 0 and metric(qport, "weft_store_spans_total") >= spans:
+            return
+        time.sleep(0.1)
+    sys.exit("weft never sealed the run's spans")
 
 
 def wait_port(port, proc):
@@ -65,25 +103,29 @@ def start(target, tmp):
     grpc, http, q = free_port(), free_port(), free_port()
     if target == "weft":
         cmd = [args.weft, "serve", "--data-dir", os.path.join(tmp, "data"), "--otlp-grpc", f"127.0.0.1:{grpc}",
-               "--otlp-http", f"127.0.0.1:{http}", "--http", f"127.0.0.1:{q}"]
+               "--otlp-http", f"127.0.0.1:{http}", "--http", f"127.0.0.1:{q}", "--trace-idle", "2s"]
     else:
         cmd = [agent, "start", "--otlp-grpc-endpoint", f"127.0.0.1:{grpc}", "--otlp-http-endpoint", f"127.0.0.1:{http}",
                "--exporter", "blackhole"]
     proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     port = grpc if args.protocol == "grpc" else http
     wait_port(port, proc)
-    return proc, port
+    return proc, port, q
 
 
 def run(target):
     with tempfile.TemporaryDirectory() as tmp:
-        proc, port = start(target, tmp)
+        proc, port, qport = start(target, tmp)
         try:
-            cpu0 = cpu_seconds(proc.pid)
+            cpu0, store0 = cpu_seconds(proc.pid), store_cpu_seconds(proc.pid)
             out = subprocess.run([args.weft, "loadgen", "--endpoint", f"http://127.0.0.1:{port}", "--protocol", args.protocol,
                                   "--duration", f"{args.duration}s", "--concurrency", str(args.concurrency), "--json"],
                                  capture_output=True, text=True, check=True)
+            ingest_cpu = cpu_seconds(proc.pid) - cpu0
+            if target == "weft":
+                wait_sealed(qport, json.loads(out.stdout.strip().splitlines()[-1])["accepted_spans"])
             cpu = cpu_seconds(proc.pid) - cpu0
+            store_cpu = store_cpu_seconds(proc.pid) - store0
             rss = peak_rss_mib(proc.pid)
         finally:
             proc.terminate()
@@ -93,6 +135,9 @@ def run(target):
     return {
         "server": target, "protocol": args.protocol, "spans_per_s": s["spans_per_s"], "accepted_spans": spans,
         "failed_spans": s["failed_spans"], "cpu_s": cpu, "cpu_s_per_million": cpu / (spans / 1e6) if spans else None,
+        "ingest_cpu_s_per_million": ingest_cpu / (spans / 1e6) if spans else None,
+        "store_cpu_s_per_million": store_cpu / (spans / 1e6) if spans else None,
+        "path_cpu_s_per_million": (cpu - store_cpu) / (spans / 1e6) if spans else None,
         "peak_rss_mib": rss, "latency_ms_p50": s["latency_ms_p50"], "latency_ms_p99": s["latency_ms_p99"],
     }
 
@@ -110,11 +155,13 @@ for target, rs in rows.items():
     result[target] = med
     if args.json:
         print(json.dumps(med))
-print(f"| server | spans/s | CPU s per M spans | peak RSS MiB | p50 ms | p99 ms | runs (spans/s) |")
-print("|---|---:|---:|---:|---:|---:|---|")
+print(f"| server | spans/s | CPU s per M spans, all | ingest path (receive, check, WAL fsync, head) | store (sealing to Parquet) | peak RSS MiB | p50 ms | p99 ms | runs (spans/s) |")
+print("|---|---:|---:|---:|---:|---:|---:|---:|---|")
 for target, r in result.items():
     label = "weft serve (WAL fsync)" if target == "weft" else "rotel-agent (blackhole)"
-    print(f"| {label} | {r['spans_per_s']:,.0f} | {r['cpu_s_per_million']:.2f} | {r['peak_rss_mib']:.0f} | "
+    print(f"| {label} | {r['spans_per_s']:,.0f} | {r['cpu_s_per_million']:.2f} | {r['path_cpu_s_per_million']:.2f} | {r['store_cpu_s_per_million']:.2f} | {r['peak_rss_mib']:.0f} | "
           f"{r['latency_ms_p50']:.1f} | {r['latency_ms_p99']:.1f} | {', '.join(f'{x:,}' for x in r['runs_spans_per_s'])} |")
 w, r = result["weft"], result["rotel"]
-print(f"\nweft/rotel throughput: {w['spans_per_s'] / r['spans_per_s']:.2f}x; CPU per span: weft {w['cpu_s_per_million']:.2f} vs rotel {r['cpu_s_per_million']:.2f} s per M spans")
+print(f"\nweft/rotel throughput: {w['spans_per_s'] / r['spans_per_s']:.2f}x; CPU s per M spans: "
+      f"weft ingest path {w['path_cpu_s_per_million']:.2f} (+ store {w['store_cpu_s_per_million']:.2f} = {w['cpu_s_per_million']:.2f}) "
+      f"vs rotel {r['cpu_s_per_million']:.2f}")

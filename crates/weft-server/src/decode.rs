@@ -1,7 +1,8 @@
 //! Turning an OTLP request body into checked spans: decompression (bounded),
 //! protobuf or JSON decoding, per-span ID validation and attribute limits.
 //!
-//! The fast path, [`scan`], walks a protobuf request without decoding it and,
+//! The fast path, [`scan`], walks a protobuf request without decoding it (with
+//! the store's in-place span reader, so what it keeps the store can read) and,
 //! when every span can be kept exactly as sent, returns where the spans lie so
 //! they are kept as slices of the request buffer; anything it cannot vouch for
 //! goes through the full decoder ([`decode`] + [`check`]), which reaches the same
@@ -17,6 +18,7 @@ use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
 use opentelemetry_proto::tonic::common::v1::any_value::Value as AnyValue;
 use opentelemetry_proto::tonic::common::v1::KeyValue;
 use prost::Message;
+use weft_store::wire::{next_field, parse_span, Scratch, ValueRef, Wire};
 
 /// How a body is encoded.
 #[derive(Copy, Clone, Debug, PartialEq, Eq)]
@@ -196,146 +198,36 @@ pub struct Scanned {
     pub spans: Vec<(usize, std::ops::Range<usize>, [u8; 16])>,
 }
 
-/// One protobuf field.
-enum Wire {
-    Varint,
-    Fixed,
-    Len(std::ops::Range<usize>),
-}
-
-fn read_varint(b: &[u8], at: &mut usize) -> Option<u64> {
-    let mut v = 0u64;
-    for shift in (0..64).step_by(7) {
-        let byte = *b.get(*at)?;
-        *at += 1;
-        v |= u64::from(byte & 0x7f) << shift;
-        if byte < 0x80 {
-            return Some(v);
-        }
-    }
-    None
-}
-
-/// Reads the next field of a message spanning `b[..end]` from `at`.
-fn next_field(b: &[u8], at: &mut usize, end: usize) -> Option<(u64, Wire)> {
-    let key = read_varint(&b[..end], at)?;
-    let (field, wire) = (key >> 3, key & 7);
-    if field == 0 {
+/// Whether `r` is a span the fast path can keep exactly as sent, and the
+/// store can read back: it reads as the store reads it ([`parse_span`], so
+/// anything accepted here is storable), its IDs are valid (not zero), and its
+/// attributes and those of its events and links are within the limits, with
+/// scalar values only (arrays and maps go to the full decoder, which applies
+/// the limits inside them). Returns its trace ID.
+fn simple_span<'a>(
+    b: &'a [u8],
+    r: std::ops::Range<usize>,
+    limits: Limits,
+    scratch: &mut Scratch<'a>,
+) -> Option<[u8; 16]> {
+    scratch.clear();
+    let s = parse_span(&b[r], scratch).ok()?;
+    if s.trace_id == [0; 16] || s.span_id == [0; 8] || s.parent_span_id == Some([0; 8]) {
         return None;
     }
-    let w = match wire {
-        0 => {
-            read_varint(&b[..end], at)?;
-            Wire::Varint
-        }
-        1 | 5 => {
-            let n = if wire == 1 { 8 } else { 4 };
-            if *at + n > end {
-                return None;
-            }
-            *at += n;
-            Wire::Fixed
-        }
-        2 => {
-            let len = usize::try_from(read_varint(&b[..end], at)?).ok()?;
-            let stop = at.checked_add(len).filter(|s| *s <= end)?;
-            let r = *at..stop;
-            *at = stop;
-            Wire::Len(r)
-        }
-        _ => return None,
+    let too_many = |n: usize| n > limits.max_attributes;
+    if too_many(s.attributes.len())
+        || scratch.events.iter().any(|e| too_many(e.attributes.len()))
+        || scratch.links.iter().any(|l| too_many(l.attributes.len()))
+    {
+        return None;
+    }
+    let fits = |kv: &weft_store::wire::KvRef<'_>| match kv.value {
+        ValueRef::Str(v) => v.len() <= limits.max_value_bytes,
+        ValueRef::Other(_) => false,
+        _ => true,
     };
-    Some((field, w))
-}
-
-/// Whether `r` of `b` is an `AnyValue` of a scalar kind within the limits.
-fn simple_any_value(b: &[u8], r: std::ops::Range<usize>, limits: Limits) -> Option<()> {
-    let mut at = r.start;
-    while at < r.end {
-        match next_field(b, &mut at, r.end)? {
-            (1, Wire::Len(s)) => {
-                if s.len() > limits.max_value_bytes {
-                    return None;
-                }
-                std::str::from_utf8(&b[s]).ok()?;
-            }
-            (2..=4, Wire::Varint | Wire::Fixed) => {}
-            // Arrays, key-value lists, bytes, or anything unexpected: the full
-            // decoder handles them.
-            _ => return None,
-        }
-    }
-    Some(())
-}
-
-/// Whether `r` is a span the fast path can keep as it is: valid IDs, names and
-/// attribute keys valid UTF-8, scalar attribute values within the limits, at
-/// most `max_attributes` attributes, no events or links (their own attributes
-/// would need checking too). Returns its trace ID.
-fn simple_span(b: &[u8], r: std::ops::Range<usize>, limits: Limits) -> Option<[u8; 16]> {
-    let mut at = r.start;
-    let (mut trace, mut has_span_id, mut attrs) = (None, false, 0usize);
-    while at < r.end {
-        match next_field(b, &mut at, r.end)? {
-            (1, Wire::Len(s)) => {
-                let id: [u8; 16] = b[s].try_into().ok()?;
-                if id == [0; 16] {
-                    return None;
-                }
-                trace = Some(id);
-            }
-            (2, Wire::Len(s)) => {
-                if s.len() != 8 || b[s].iter().all(|x| *x == 0) {
-                    return None;
-                }
-                has_span_id = true;
-            }
-            (4, Wire::Len(s)) => {
-                if !(s.is_empty() || (s.len() == 8 && b[s].iter().any(|x| *x != 0))) {
-                    return None;
-                }
-            }
-            (3 | 5, Wire::Len(s)) => {
-                std::str::from_utf8(&b[s]).ok()?;
-            }
-            (9, Wire::Len(kv)) => {
-                attrs += 1;
-                if attrs > limits.max_attributes {
-                    return None;
-                }
-                let mut k = kv.start;
-                while k < kv.end {
-                    match next_field(b, &mut k, kv.end)? {
-                        (1, Wire::Len(key)) => {
-                            std::str::from_utf8(&b[key]).ok()?;
-                        }
-                        (2, Wire::Len(v)) => simple_any_value(b, v, limits)?,
-                        (3, Wire::Varint) => {}
-                        _ => return None,
-                    }
-                }
-            }
-            (6 | 10 | 12 | 14 | 16, Wire::Varint | Wire::Fixed) | (7 | 8, Wire::Fixed) => {}
-            (15, Wire::Len(st)) => {
-                let mut k = st.start;
-                while k < st.end {
-                    match next_field(b, &mut k, st.end)? {
-                        (2, Wire::Len(m)) => {
-                            std::str::from_utf8(&b[m]).ok()?;
-                        }
-                        (3, Wire::Varint) => {}
-                        _ => return None,
-                    }
-                }
-            }
-            _ => return None,
-        }
-    }
-    if has_span_id {
-        trace
-    } else {
-        None
-    }
+    scratch.kvs.iter().all(fits).then_some(s.trace_id)
 }
 
 /// Whether decoded attributes need nothing cut (count and string lengths).
@@ -353,6 +245,7 @@ fn within_limits(attrs: &[KeyValue], limits: Limits) -> bool {
 /// Resources are checked by decoding them (they are few and small).
 pub fn scan(b: &[u8], limits: Limits) -> Option<Scanned> {
     let mut out = Scanned::default();
+    let mut scratch = Scratch::default();
     let mut at = 0;
     while at < b.len() {
         let (1, Wire::Len(rs)) = next_field(b, &mut at, b.len())? else { return None };
@@ -384,7 +277,7 @@ pub fn scan(b: &[u8], limits: Limits) -> Option<Scanned> {
                                 out.scopes[scope_index].1 = scope;
                             }
                             (2, Wire::Len(span)) => {
-                                let trace = simple_span(b, span.clone(), limits)?;
+                                let trace = simple_span(b, span.clone(), limits, &mut scratch)?;
                                 out.spans.push((scope_index, span, trace));
                             }
                             (3, Wire::Len(url)) => {
@@ -488,15 +381,33 @@ mod tests {
         let sc = scan(&bytes, Limits { max_attributes: 128, max_value_bytes: 4096 }).expect("plain spans are scanned");
         assert_eq!(sc.spans.len(), 2);
         assert_eq!(Span::decode(&bytes[sc.spans[0].1.clone()]).unwrap(), good);
-        // Invalid IDs, long values, events: the full decoder's job.
+        // Invalid IDs, long values, too many event attributes, arrays, a field
+        // of the wrong wire type: the full decoder's job.
         let bad = req(vec![span(vec![0; 16], vec![2; 8], vec![])]).encode_to_vec();
         assert!(scan(&bad, LIMITS).is_none());
         let mut long = good.clone();
         long.attributes[0].value = Some(Any { value: Some(AnyValue::StringValue("x".repeat(10))) });
         assert!(scan(&req(vec![long]).encode_to_vec(), LIMITS).is_none());
-        let mut ev = good;
+        let mut ev = good.clone();
         ev.events.push(Default::default());
+        assert_eq!(scan(&req(vec![ev.clone()]).encode_to_vec(), LIMITS).map(|s| s.spans.len()), Some(1));
+        ev.events[0].attributes = vec![good.attributes[0].clone(); 3];
         assert!(scan(&req(vec![ev]).encode_to_vec(), LIMITS).is_none());
+        let mut arr = good.clone();
+        arr.attributes[0].value = Some(Any {
+            value: Some(AnyValue::ArrayValue(opentelemetry_proto::tonic::common::v1::ArrayValue { values: vec![] })),
+        });
+        assert!(scan(&req(vec![arr]).encode_to_vec(), LIMITS).is_none());
+        // kind (field 6) sent as fixed32: prost refuses it, so must the scanner.
+        let mut wrong = span(vec![1; 16], vec![2; 8], vec![]).encode_to_vec();
+        wrong.extend([0x35, 1, 0, 0, 0]);
+        let mut body = vec![0x0a];
+        let scope_spans = [vec![0x12, wrong.len() as u8], wrong].concat();
+        let rs = [vec![0x12, scope_spans.len() as u8], scope_spans].concat();
+        body.push(rs.len() as u8);
+        body.extend(rs);
+        assert!(ExportTraceServiceRequest::decode(&body[..]).is_err());
+        assert!(scan(&body, LIMITS).is_none());
         assert!(scan(b"\xff\xff", LIMITS).is_none());
         assert_eq!(scan(b"", LIMITS), Some(Scanned::default()));
     }

@@ -21,6 +21,7 @@ pub mod head;
 pub mod span;
 pub mod store;
 pub mod summary;
+pub mod wire;
 
 pub use span::{FullSpan, Origin, StoredSpan};
 pub use store::{Store, StoreConfig, StoreStats};

@@ -23,10 +23,11 @@ use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{mpsc, Arc, Mutex, RwLock};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use crate::block::{self, Block};
+use crate::block::{self, Block, TraceRows};
 use crate::head::{Head, HeadTrace};
-use crate::span::{FullSpan, StoredSpan};
-use crate::summary::TraceSummary;
+use crate::span::{FullSpan, Origin, StoredSpan};
+use crate::summary::{SpanFacts, TraceSummary};
+use crate::wire::{self, Scratch, SpanRef};
 use crate::StoreError;
 
 /// Settings.
@@ -136,6 +137,10 @@ impl std::fmt::Debug for Store {
         f.debug_struct("Store").field("dir", &self.blocks_dir).finish_non_exhaustive()
     }
 }
+
+/// How far the wall clock may step back and late spans still find the block
+/// holding their trace's earlier spans.
+const CLOCK_STEP_MARGIN: Duration = Duration::from_secs(600);
 
 fn now_nanos() -> u64 {
     SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_nanos() as u64)
@@ -359,8 +364,12 @@ impl Store {
             return Ok(0);
         }
         let bytes: usize = taken.iter().map(|(_, t)| t.bytes).sum();
-        *self.sealing.lock().unwrap_or_else(|e| e.into_inner()) = Arc::new(taken.iter().cloned().collect());
+        // The set being sealed stays readable (queries look here) and is also
+        // what is written: one map, no copy of the spans' list.
+        let sealing: Arc<HashMap<[u8; 16], HeadTrace>> = Arc::new(taken.into_iter().collect());
+        *self.sealing.lock().unwrap_or_else(|e| e.into_inner()) = sealing.clone();
         drop(handoff);
+        let taken: Vec<(&[u8; 16], &HeadTrace)> = sealing.iter().collect();
         let started = Instant::now();
         // One block per 64 Ki spans: decoding is the memory-hungry part of a seal
         // (0.5–2 KB a span), so a big head is written in bounded steps.
@@ -401,7 +410,7 @@ impl Store {
                 self.stats.seal_failures.fetch_add(1, Ordering::Relaxed);
                 let _handoff = self.handoff.write().unwrap_or_else(|e| e.into_inner());
                 for (id, t) in taken {
-                    let part = crate::head::shard_of(&id, self.head.parts());
+                    let part = crate::head::shard_of(id, self.head.parts());
                     self.head.insert(part, t.first_recv, &t.spans);
                 }
                 self.head.release(bytes);
@@ -411,48 +420,71 @@ impl Store {
         }
     }
 
-    fn write_sealed(&self, taken: &[([u8; 16], HeadTrace)]) -> Result<usize, StoreError> {
+    fn write_sealed(&self, taken: &[(&[u8; 16], &HeadTrace)]) -> Result<usize, StoreError> {
         let blocks = self.blocks();
+        let mut scratch = Scratch::default();
         let mut traces = Vec::with_capacity(taken.len());
+        let mut spans_total = 0;
         for (id, t) in taken {
-            let mut seen = HashSet::new();
             // Already stored (late spans, or replayed after a crash)?
-            let mut stored = Vec::new();
-            for b in blocks.iter().rev() {
+            let mut stored: Vec<FullSpan> = Vec::new();
+            let mut stored_ids: HashSet<[u8; 8]> = HashSet::new();
+            // A block written before the trace's first span arrived cannot
+            // hold it (receive times survive replay); the margin covers the
+            // wall clock stepping back.
+            let since = t.first_recv.saturating_sub(CLOCK_STEP_MARGIN.as_nanos() as u64);
+            for b in blocks.iter().rev().filter(|b| b.meta.written_at == 0 || b.meta.written_at >= since) {
                 if let Some((_, e)) = b.find(id) {
                     for s in b.spans_at(&[(e.first_row as usize, e.rows as usize)])? {
-                        if seen.insert(s.span.span_id.clone()) {
+                        if stored_ids.insert(s.facts().span_id) {
                             stored.push(s);
                         }
                     }
                 }
             }
-            let new = decode_all(&t.spans, Some(&self.stats), &mut seen);
-            if !stored.is_empty() {
-                self.stats.late_spans.fetch_add(new.len() as u64, Ordering::Relaxed);
+            let mut spans: Vec<(&Origin, SpanRef<'_>)> = Vec::with_capacity(t.spans.len());
+            let mut seen: HashSet<[u8; 8]> = HashSet::new();
+            let many = t.spans.len() > 32;
+            for s in &t.spans {
+                let marks = scratch.marks();
+                let r = match wire::parse_span(&s.span, &mut scratch) {
+                    Ok(r) => r,
+                    Err(_) => {
+                        self.stats.undecodable_spans.fetch_add(1, Ordering::Relaxed);
+                        continue;
+                    }
+                };
+                // Small traces are checked by a linear search, big ones by a set.
+                let dup = stored_ids.contains(&r.span_id)
+                    || if many { !seen.insert(r.span_id) } else { spans.iter().any(|(_, x)| x.span_id == r.span_id) };
+                if dup {
+                    self.stats.duplicate_spans.fetch_add(1, Ordering::Relaxed);
+                    scratch.truncate(marks);
+                    continue;
+                }
+                spans.push((&*s.origin, r));
             }
-            if new.is_empty() {
+            if !stored.is_empty() {
+                self.stats.late_spans.fetch_add(spans.len() as u64, Ordering::Relaxed);
+            }
+            if spans.is_empty() {
                 continue;
             }
-            let summary = if stored.is_empty() {
-                TraceSummary::of(*id, &new)
-            } else {
-                stored.extend(new.iter().cloned());
-                TraceSummary::of(*id, &stored)
-            };
-            traces.push((summary, new));
+            let mut facts: Vec<SpanFacts<'_>> = stored.iter().map(FullSpan::facts).collect();
+            facts.extend(spans.iter().map(|(o, r)| r.facts(&o.service)));
+            spans_total += spans.len();
+            traces.push(TraceRows { summary: TraceSummary::of_facts(**id, &facts), spans });
         }
         if traces.is_empty() {
             return Ok(0);
         }
         let n = traces.len();
-        let spans: usize = traces.iter().map(|t| t.1.len()).sum();
         let seq = self.next_seq.fetch_add(1, Ordering::Relaxed);
-        let block = block::write(&self.blocks_dir, seq, seq, traces, Vec::new())?;
+        let block = block::write(&self.blocks_dir, seq, seq, traces, &scratch, Vec::new())?;
         self.blocks.write().unwrap_or_else(|e| e.into_inner()).push(Arc::new(block));
         self.stats.blocks_sealed.fetch_add(1, Ordering::Relaxed);
         self.stats.traces_sealed.fetch_add(n as u64, Ordering::Relaxed);
-        self.stats.spans_stored.fetch_add(spans as u64, Ordering::Relaxed);
+        self.stats.spans_stored.fetch_add(spans_total as u64, Ordering::Relaxed);
         Ok(n)
     }
 
@@ -530,7 +562,7 @@ impl Store {
         let order = run.last().map_or(0, |b| b.meta.order);
         let seq = self.next_seq.fetch_add(1, Ordering::Relaxed);
         let inputs: Vec<u64> = run.iter().map(|b| b.meta.seq).collect();
-        let written = block::write(&self.blocks_dir, seq, order, traces, inputs.clone())?;
+        let written = block::write_decoded(&self.blocks_dir, seq, order, traces, inputs.clone())?;
         // Swap: the new block replaces the run. It is durable before any input is
         // deleted; after a crash in between, opening the store deletes the inputs.
         {

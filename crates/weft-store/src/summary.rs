@@ -68,29 +68,77 @@ pub fn hex(b: &[u8]) -> String {
     out
 }
 
+/// What a summary needs of one span, borrowed from wherever the span is (read
+/// in place while sealing, or decoded from a block).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct SpanFacts<'a> {
+    /// Service of its resource.
+    pub service: &'a str,
+    /// Span name.
+    pub name: &'a str,
+    /// Span ID.
+    pub span_id: [u8; 8],
+    /// Parent span ID, `None` for a root.
+    pub parent: Option<[u8; 8]>,
+    /// Start, Unix ns.
+    pub start: u64,
+    /// End, Unix ns.
+    pub end: u64,
+    /// Whether its status is ERROR.
+    pub error: bool,
+}
+
+impl FullSpan {
+    /// The facts a summary needs.
+    pub fn facts(&self) -> SpanFacts<'_> {
+        let sp = &self.span;
+        let id8 = |b: &[u8]| <[u8; 8]>::try_from(b).unwrap_or_default();
+        SpanFacts {
+            service: &self.origin.service,
+            name: &sp.name,
+            span_id: id8(&sp.span_id),
+            parent: (!sp.parent_span_id.is_empty()).then(|| id8(&sp.parent_span_id)),
+            start: sp.start_time_unix_nano,
+            end: sp.end_time_unix_nano,
+            error: sp.status.as_ref().is_some_and(|st| st.code == STATUS_ERROR),
+        }
+    }
+}
+
 impl TraceSummary {
     /// Summarises the spans of one trace (deduplicated by the caller).
     pub fn of(trace_id: [u8; 16], spans: &[FullSpan]) -> TraceSummary {
-        let ids: HashSet<&[u8]> = spans.iter().map(|s| s.span.span_id.as_slice()).collect();
+        let facts: Vec<SpanFacts<'_>> = spans.iter().map(FullSpan::facts).collect();
+        TraceSummary::of_facts(trace_id, &facts)
+    }
+
+    /// Summarises one trace from its spans' facts (deduplicated by the caller).
+    pub fn of_facts(trace_id: [u8; 16], spans: &[SpanFacts<'_>]) -> TraceSummary {
+        // Most traces are small: a linear search for parents beats building a
+        // hash set for them.
+        let big = spans.len() > 32;
+        let ids: HashSet<[u8; 8]> = if big { spans.iter().map(|s| s.span_id).collect() } else { HashSet::new() };
+        let has = |id: &[u8; 8]| if big { ids.contains(id) } else { spans.iter().any(|s| &s.span_id == id) };
         let mut services = BTreeSet::new();
         let mut sum = TraceSummary { trace_id, min_start: u64::MAX, ..Default::default() };
-        let mut root: Option<&FullSpan> = None;
+        let mut root: Option<&SpanFacts<'_>> = None;
         for s in spans {
-            let sp = &s.span;
-            services.insert(&*s.origin.service);
+            services.insert(s.service);
             sum.span_count += 1;
-            if sp.status.as_ref().is_some_and(|st| st.code == STATUS_ERROR) {
+            if s.error {
                 sum.error_count += 1;
             }
-            sum.min_start = sum.min_start.min(sp.start_time_unix_nano);
-            sum.max_end = sum.max_end.max(sp.end_time_unix_nano.max(sp.start_time_unix_nano));
-            if sp.parent_span_id.is_empty() {
+            sum.min_start = sum.min_start.min(s.start);
+            sum.max_end = sum.max_end.max(s.end.max(s.start));
+            match &s.parent {
                 // Several roots (a broken client): the earliest is the root.
-                if root.is_none_or(|r| sp.start_time_unix_nano < r.span.start_time_unix_nano) {
-                    root = Some(s);
+                None => {
+                    if root.is_none_or(|r| s.start < r.start) {
+                        root = Some(s);
+                    }
                 }
-            } else if !ids.contains(sp.parent_span_id.as_slice()) {
-                sum.orphan_count += 1;
+                Some(p) if !has(p) => sum.orphan_count += 1,
+                Some(_) => {}
             }
         }
         if sum.span_count == 0 {
@@ -99,10 +147,10 @@ impl TraceSummary {
         sum.services = services.into_iter().map(str::to_owned).collect();
         match root {
             Some(r) => {
-                sum.root_service = r.origin.service.to_string();
-                sum.root_name = r.span.name.clone();
-                sum.start = r.span.start_time_unix_nano;
-                sum.duration = r.span.end_time_unix_nano.saturating_sub(r.span.start_time_unix_nano);
+                sum.root_service = r.service.to_owned();
+                sum.root_name = r.name.to_owned();
+                sum.start = r.start;
+                sum.duration = r.end.saturating_sub(r.start);
             }
             None => {
                 sum.start = sum.min_start;
