@@ -1,7 +1,8 @@
 //! Every HTTP route of the server, on hyper: OTLP/HTTP (`POST /v1/traces`),
 //! OTLP/gRPC (`TraceService/Export`, framed by hand so that admission runs
 //! before the body is read), the "not supported" answers for logs and metrics,
-//! and `/metrics`, `/healthz`, `/readyz` and `/api/debug/traces/{id}`.
+//! `/metrics`, `/healthz`, `/readyz`, `/api/debug/traces/{id}`, and the native
+//! query API's routes (handled in [`crate::api`]).
 
 use std::convert::Infallible;
 use std::sync::atomic::Ordering;
@@ -29,8 +30,8 @@ pub const RETRY_AFTER: Duration = Duration::from_secs(1);
 /// Decoded spans take about this many times their wire size in memory.
 const DECODED_FACTOR: usize = 3;
 
-/// Response bodies: whole, or a gRPC message followed by trailers.
-pub type Body = http_body_util::Either<Full<Bytes>, grpc_body::Framed>;
+/// Response bodies: whole, a gRPC message followed by trailers, or streamed.
+pub type Body = http_body_util::Either<Full<Bytes>, http_body_util::Either<grpc_body::Framed, crate::api::Stream>>;
 
 mod grpc_body {
     use super::*;
@@ -81,7 +82,7 @@ fn grpc_ok(resp: &ExportTraceServiceResponse) -> http::Response<Body> {
     let mut trailers = http::HeaderMap::new();
     trailers.insert("grpc-status", HeaderValue::from_static("0"));
     let body = grpc_body::Framed(Some(Frame::data(Bytes::from(framed))), Some(Frame::trailers(trailers)));
-    let mut r = http::Response::new(http_body_util::Either::Right(body));
+    let mut r = http::Response::new(http_body_util::Either::Right(http_body_util::Either::Left(body)));
     r.headers_mut().insert(http::header::CONTENT_TYPE, HeaderValue::from_static("application/grpc"));
     r
 }
@@ -173,6 +174,21 @@ pub async fn handle(state: Arc<State>, req: http::Request<Incoming>) -> Result<h
             debug_trace(&state, &p["/api/debug/traces/".len()..])
         }
         (&Method::POST, "/api/debug/missing") => debug_missing(&state, req).await,
+        (&Method::GET, p) if p.starts_with("/weft/v1/traces/") => {
+            let id = p["/weft/v1/traces/".len()..].to_owned();
+            crate::api::trace(state, req, &id).await
+        }
+        (&Method::POST, "/weft/v1/traces:batchGet") => crate::api::batch_get(state, req).await,
+        (&Method::GET, "/weft/v1/services") => crate::api::services(state).await,
+        (&Method::GET, "/weft/v1/operations") => {
+            let q = req.uri().query().map(str::to_owned);
+            crate::api::operations(state, q.as_deref()).await
+        }
+        (&Method::GET, "/weft/v1/stats") => crate::api::stats(&state),
+        (_, p) if p.starts_with("/weft/v1/") => crate::api::error(
+            StatusCode::NOT_FOUND,
+            format!("no route for {} {p}; see docs/api.md for the native API", req.method()),
+        ),
         _ => text(StatusCode::NOT_FOUND, format!("no route for {} {path}", req.method())),
     };
     Ok(resp)

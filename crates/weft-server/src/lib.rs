@@ -16,6 +16,7 @@
 //! `DATA_DIR/ports.json`, replays the log, and serves until [`Server::shutdown`].
 
 pub mod admission;
+pub mod api;
 pub mod config;
 pub mod decode;
 pub mod http;

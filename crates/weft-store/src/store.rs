@@ -17,7 +17,7 @@
 //! head)` is in a block, and the `release` callback is told so: the server's
 //! write-ahead log deletes the segments that hold only older records.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeSet, HashMap, HashSet};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{mpsc, Arc, Mutex, RwLock};
@@ -336,6 +336,56 @@ impl Store {
 
     /// How many span rows the store holds for a trace (blocks, head, being
     /// sealed; duplicates not removed), without reading any span: for checks
+    /// Services with spans in the store (blocks, being sealed, head), sorted.
+    pub fn services(&self) -> BTreeSet<String> {
+        let mut out: BTreeSet<String> = BTreeSet::new();
+        for b in self.blocks() {
+            out.extend(b.meta.services.iter().cloned());
+        }
+        self.for_each_unsealed(|s| {
+            if !out.contains(&*s.origin.service) {
+                out.insert(s.origin.service.to_string());
+            }
+        });
+        out
+    }
+
+    /// (service, span name) pairs in the store, for one service or all,
+    /// sorted. A block lists at most 10,000 pairs.
+    pub fn operations(&self, service: Option<&str>) -> BTreeSet<(String, String)> {
+        let wanted = |s: &str| service.is_none_or(|w| w == s);
+        let mut out = BTreeSet::new();
+        for b in self.blocks() {
+            out.extend(b.meta.operations.iter().filter(|(s, _)| wanted(s)).cloned());
+        }
+        self.for_each_unsealed(|s| {
+            if wanted(&s.origin.service) {
+                if let Ok(r) = wire::parse_span(&s.span, &mut Scratch::default()) {
+                    let op = (s.origin.service.to_string(), r.name.to_owned());
+                    if !out.contains(&op) {
+                        out.insert(op);
+                    }
+                }
+            }
+        });
+        out
+    }
+
+    /// Calls `f` on every span not in a block yet (head, and being sealed),
+    /// outside the head's locks.
+    fn for_each_unsealed(&self, mut f: impl FnMut(&StoredSpan)) {
+        let _handoff = self.handoff.read().unwrap_or_else(|e| e.into_inner());
+        let sealing = self.sealing();
+        let head = self.head.snapshot();
+        drop(_handoff);
+        for t in sealing.values() {
+            t.spans.iter().for_each(&mut f);
+        }
+        for (_, spans) in &head {
+            spans.iter().for_each(&mut f);
+        }
+    }
+
     /// over many trace IDs.
     pub fn span_rows(&self, trace_id: &[u8; 16]) -> u64 {
         let _view = self.handoff.read().unwrap_or_else(|e| e.into_inner());
