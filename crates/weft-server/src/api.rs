@@ -37,7 +37,8 @@ const MAX_QUERY_BODY: usize = 4 << 20;
 /// NDJSON chunks buffered ahead of a slow reader (each up to one trace).
 const STREAM_CHUNKS: usize = 8;
 
-fn json_response(status: StatusCode, body: Vec<u8>, content_type: &'static str) -> http::Response<Body> {
+/// A whole-body answer of `content_type`.
+pub fn body_response(status: StatusCode, body: Vec<u8>, content_type: &'static str) -> http::Response<Body> {
     let mut r = http::Response::new(http_body_util::Either::Left(Full::new(Bytes::from(body))));
     *r.status_mut() = status;
     r.headers_mut().insert(http::header::CONTENT_TYPE, HeaderValue::from_static(content_type));
@@ -45,12 +46,12 @@ fn json_response(status: StatusCode, body: Vec<u8>, content_type: &'static str) 
 }
 
 fn ok_json(v: &serde_json::Value) -> http::Response<Body> {
-    json_response(StatusCode::OK, v.to_string().into_bytes(), "application/json")
+    body_response(StatusCode::OK, v.to_string().into_bytes(), "application/json")
 }
 
 /// A JSON error answer.
 pub fn error(status: StatusCode, msg: impl std::fmt::Display) -> http::Response<Body> {
-    json_response(status, serde_json::json!({ "error": msg.to_string() }).to_string().into_bytes(), "application/json")
+    body_response(status, serde_json::json!({ "error": msg.to_string() }).to_string().into_bytes(), "application/json")
 }
 
 /// Parses a trace ID: 32 hex digits, or 16 (a 64-bit ID, zero-extended on the
@@ -124,10 +125,10 @@ pub async fn trace(state: Arc<State>, req: http::Request<Incoming>, id: &str) ->
     };
     let data = TracesData { resource_spans: to_otlp(spans) };
     if protobuf {
-        json_response(StatusCode::OK, data.encode_to_vec(), "application/x-protobuf")
+        body_response(StatusCode::OK, data.encode_to_vec(), "application/x-protobuf")
     } else {
         match serde_json::to_vec(&data) {
-            Ok(b) => json_response(StatusCode::OK, b, "application/json"),
+            Ok(b) => body_response(StatusCode::OK, b, "application/json"),
             Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, format!("could not encode the trace: {e}")),
         }
     }

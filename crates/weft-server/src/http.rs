@@ -58,10 +58,7 @@ fn text(status: StatusCode, msg: impl Into<String>) -> http::Response<Body> {
 }
 
 fn json(status: StatusCode, v: serde_json::Value) -> http::Response<Body> {
-    let mut r = http::Response::new(http_body_util::Either::Left(Full::new(Bytes::from(v.to_string()))));
-    *r.status_mut() = status;
-    r.headers_mut().insert(http::header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
-    r
+    crate::api::body_response(status, v.to_string().into_bytes(), "application/json")
 }
 
 fn grpc_status(code: tonic::Code, msg: &str, retry: Option<Duration>) -> http::Response<Body> {
@@ -420,8 +417,9 @@ pub fn scanned_spans(raw: &Bytes, scanned: crate::decode::Scanned) -> Vec<Stored
 }
 
 fn debug_trace(state: &State, hex: &str) -> http::Response<Body> {
-    let Some(id) = parse_trace_id(hex) else {
-        return text(StatusCode::BAD_REQUEST, format!("trace ID must be 32 hex digits, got {hex:?}"));
+    let id = match crate::api::parse_trace_id(hex) {
+        Ok(id) => id,
+        Err(e) => return text(StatusCode::BAD_REQUEST, e),
     };
     let spans = match state.store.trace(&id) {
         Ok(Some((_, spans))) => spans,
@@ -457,8 +455,9 @@ async fn debug_missing(state: &State, req: http::Request<Incoming>) -> http::Res
         if hex.is_empty() {
             continue;
         }
-        let Some(id) = parse_trace_id(hex) else {
-            return text(StatusCode::BAD_REQUEST, format!("not a trace ID: {hex:?}"));
+        let id = match crate::api::parse_trace_id(hex) {
+            Ok(id) => id,
+            Err(e) => return text(StatusCode::BAD_REQUEST, e),
         };
         checked += 1;
         let n = state.store.span_rows(&id);
@@ -468,15 +467,4 @@ async fn debug_missing(state: &State, req: http::Request<Incoming>) -> http::Res
         spans += n;
     }
     json(StatusCode::OK, serde_json::json!({"checked": checked, "missing": missing, "spans": spans}))
-}
-
-fn parse_trace_id(hex: &str) -> Option<[u8; 16]> {
-    let mut id = [0u8; 16];
-    if hex.len() != 32 {
-        return None;
-    }
-    for (pair, out) in hex.as_bytes().chunks(2).zip(id.iter_mut()) {
-        *out = u8::from_str_radix(std::str::from_utf8(pair).ok()?, 16).ok()?;
-    }
-    Some(id)
 }
