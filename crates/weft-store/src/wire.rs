@@ -37,6 +37,11 @@ pub fn read_varint(b: &[u8], at: &mut usize) -> Option<u64> {
     for shift in (0..64).step_by(7) {
         let byte = *b.get(*at)?;
         *at += 1;
+        // The tenth byte holds bit 63 only; more would overflow 64 bits, which
+        // prost (rightly) calls an invalid varint.
+        if shift == 63 && byte > 1 {
+            return None;
+        }
         v |= u64::from(byte & 0x7f) << shift;
         if byte < 0x80 {
             return Some(v);
@@ -548,6 +553,11 @@ mod tests {
         assert_eq!(parse_span(&no_ids.encode_to_vec(), &mut fresh()).unwrap_err().0, "the span ID is missing");
         no_ids.trace_id = vec![1; 15];
         assert!(parse_span(&no_ids.encode_to_vec(), &mut fresh()).is_err());
+        // A varint running past 64 bits (found by fuzzing: prost refuses it).
+        let mut long = vec![0x50];
+        long.extend([0xaf; 9]);
+        long.push(0x50);
+        assert!(parse_span(&long, &mut fresh()).is_err());
         // Start time sent as a varint: the wrong wire type.
         assert!(parse_span(&[0x38, 0x01], &mut fresh()).is_err());
         let mut bad_utf8 = rich_span(1, 2).span;
