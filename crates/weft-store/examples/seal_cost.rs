@@ -74,7 +74,7 @@ fn main() {
             let spans: Vec<_> =
                 chunk.iter().map(|(_, b)| (&*origin, parse_span(b, &mut scratch).expect("parses"))).collect();
             let facts: Vec<_> = spans.iter().map(|(o, s)| s.facts(&o.service)).collect();
-            traces.push(TraceRows { summary: TraceSummary::of_facts(chunk[0].0, &facts), spans });
+            traces.push(TraceRows { summary: TraceSummary::of_facts(chunk[0].0, &facts), spans, continued: false });
         }
         let t1 = Instant::now();
         let b = block::write(dir.path(), round, round, traces, &scratch, vec![]).expect("writes");

@@ -50,7 +50,7 @@ const PAGE_ROWS: usize = 2048;
 /// Rows built into one Arrow batch before the Parquet writer takes them.
 const BATCH_ROWS: usize = 8192;
 /// (service, span name) pairs a block's metadata lists at most.
-const MAX_OPERATIONS: usize = 10_000;
+pub const MAX_OPERATIONS: usize = 10_000;
 
 /// What `meta.json` holds.
 #[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq)]
@@ -83,6 +83,10 @@ pub struct BlockMeta {
     /// the trace's first span arrived.
     #[serde(default)]
     pub written_at: u64,
+    /// Traces (hex IDs) with spans here and in other blocks (late spans):
+    /// queries read those whole rather than block by block.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub split: Vec<String>,
 }
 
 /// Where a trace's rows lie in a block.
@@ -104,6 +108,9 @@ pub struct Block {
     pub dir: PathBuf,
     /// Sorted by trace ID; position = row in `traces.parquet`.
     pub index: Vec<IndexEntry>,
+    /// Each trace's start (its summary's), by index position: searches
+    /// select by time without reading `traces.parquet`.
+    pub starts: Vec<u64>,
     bloom: Bloom,
     spans: ArrowReaderMetadata,
     traces: ArrowReaderMetadata,
@@ -197,6 +204,8 @@ pub struct TraceRows<'a> {
     pub summary: TraceSummary,
     /// Its spans in this block, each with its origin.
     pub spans: Vec<(&'a Origin, SpanRef<'a>)>,
+    /// Whether other blocks hold spans of it too.
+    pub continued: bool,
 }
 
 /// Writes a block of `traces`, durably, and opens it.
@@ -213,6 +222,8 @@ pub fn write(
         std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_nanos() as u64);
     let mut meta = BlockMeta { seq, order, min_start: u64::MAX, merged_from, written_at, ..Default::default() };
     let mut index = Vec::with_capacity(traces.len());
+    meta.split = traces.iter().filter(|t| t.continued).map(|t| crate::summary::hex(&t.summary.trace_id)).collect();
+    let starts: Vec<u64> = traces.iter().map(|t| t.summary.start).collect();
     let mut services: std::collections::HashSet<&str, ahash::RandomState> = Default::default();
     let mut operations: std::collections::HashSet<(&str, &str), ahash::RandomState> = Default::default();
     let mut rows = 0usize;
@@ -272,7 +283,7 @@ pub fn write(
     let dest = blocks_dir.join(dir_name(seq));
     std::fs::rename(&tmp, &dest).map_err(io(&dest))?;
     fsync_dir(blocks_dir)?;
-    Block::open_with(dest, meta, index)
+    Block::open_with(dest, meta, index, starts)
 }
 
 /// [`write`] for traces at hand decoded (compaction, tools): each span is
@@ -283,6 +294,7 @@ pub fn write_decoded(
     order: u64,
     traces: Vec<(TraceSummary, Vec<FullSpan>)>,
     merged_from: Vec<u64>,
+    split: &std::collections::HashSet<[u8; 16]>,
 ) -> Result<Block, StoreError> {
     let encoded: Vec<Vec<Vec<u8>>> = traces
         .iter()
@@ -296,7 +308,8 @@ pub fn write_decoded(
             let s = crate::wire::parse_span(b, &mut scratch).map_err(|e| StoreError::Format(e.to_string()))?;
             refs.push((&*fs.origin, s));
         }
-        rows.push(TraceRows { summary: summary.clone(), spans: refs });
+        let continued = split.contains(&summary.trace_id);
+        rows.push(TraceRows { summary: summary.clone(), spans: refs, continued });
     }
     write(blocks_dir, seq, order, rows, &scratch, merged_from)
 }
@@ -411,11 +424,11 @@ fn selection(ranges: &[(usize, usize)], total: usize) -> RowSelection {
 }
 
 impl Block {
-    fn open_with(dir: PathBuf, meta: BlockMeta, index: Vec<IndexEntry>) -> Result<Block, StoreError> {
+    fn open_with(dir: PathBuf, meta: BlockMeta, index: Vec<IndexEntry>, starts: Vec<u64>) -> Result<Block, StoreError> {
         let spans = load_meta(&dir.join("spans.parquet"))?;
         let traces = load_meta(&dir.join("traces.parquet"))?;
         let bloom = Bloom::of(&index);
-        Ok(Block { meta, dir, index, bloom, spans, traces })
+        Ok(Block { meta, dir, index, starts, bloom, spans, traces })
     }
 
     /// Opens a block directory written by [`write`].
@@ -424,8 +437,10 @@ impl Block {
         let text = std::fs::read(&meta_path).map_err(io(&meta_path))?;
         let meta: BlockMeta =
             serde_json::from_slice(&text).map_err(|e| StoreError::Format(format!("{}: {e}", meta_path.display())))?;
-        let mut block = Block::open_with(dir.to_path_buf(), meta, Vec::new())?;
-        block.index = block.all_summaries()?.into_iter().map(|(_, e)| e).collect();
+        let mut block = Block::open_with(dir.to_path_buf(), meta, Vec::new(), Vec::new())?;
+        let summaries = block.all_summaries()?;
+        block.starts = summaries.iter().map(|(s, _)| s.start).collect();
+        block.index = summaries.into_iter().map(|(_, e)| e).collect();
         block.bloom = Bloom::of(&block.index);
         if block.index.windows(2).any(|w| w[0].trace_id >= w[1].trace_id) {
             return Err(StoreError::Format(format!("{}: trace index is not sorted", dir.display())));
@@ -465,6 +480,22 @@ impl Block {
         }
         let reader = b.build().map_err(pq(&path))?;
         reader.collect::<Result<Vec<_>, _>>().map_err(|e| StoreError::Format(format!("{}: {e}", path.display())))
+    }
+
+    /// The IDs of [`BlockMeta::split`], parsed (bad entries skipped).
+    pub fn split_ids(&self) -> Vec<[u8; 16]> {
+        self.meta.split.iter().filter_map(|h| crate::summary::parse_hex16(h)).collect()
+    }
+
+    /// Columns `names` of `spans.parquet`, rows `ranges` (sorted, disjoint),
+    /// in row order (for searches, which read only what they test).
+    pub fn span_columns(&self, ranges: &[(usize, usize)], names: &[&str]) -> Result<Vec<RecordBatch>, StoreError> {
+        if ranges.is_empty() {
+            return Ok(Vec::new());
+        }
+        let schema = &SPAN_SCHEMA;
+        let cols: Vec<usize> = names.iter().filter_map(|n| schema.index_of(n).ok()).collect();
+        self.read("spans.parquet", &self.spans, ranges, self.meta.spans as usize, Some(&cols))
     }
 
     /// The spans in rows `ranges` (sorted, disjoint).
@@ -579,7 +610,9 @@ mod tests {
     #[test]
     fn written_blocks_open_and_answer_by_trace_id() {
         let dir = tempfile::tempdir().unwrap();
-        let b = write_decoded(dir.path(), 7, 7, vec![trace(3, 2), trace(1, 3), trace(2, 1)], vec![]).unwrap();
+        let b =
+            write_decoded(dir.path(), 7, 7, vec![trace(3, 2), trace(1, 3), trace(2, 1)], vec![], &Default::default())
+                .unwrap();
         assert_eq!((b.meta.spans, b.meta.traces), (6, 3));
         let again = Block::open(&dir.path().join(dir_name(7))).unwrap();
         assert_eq!(again.index, b.index);
@@ -596,7 +629,7 @@ mod tests {
     #[test]
     fn damaged_blocks_are_errors_not_panics() {
         let dir = tempfile::tempdir().unwrap();
-        write_decoded(dir.path(), 1, 1, vec![trace(1, 2)], vec![]).unwrap();
+        write_decoded(dir.path(), 1, 1, vec![trace(1, 2)], vec![], &Default::default()).unwrap();
         let d = dir.path().join(dir_name(1));
         let f = d.join("spans.parquet");
         let mut bytes = std::fs::read(&f).unwrap();

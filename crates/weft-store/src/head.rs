@@ -153,6 +153,16 @@ impl Head {
         (0..self.parts.len()).map(|i| self.part(i).traces.len()).sum()
     }
 
+    /// A copy of every trace held, with its receive times (for searches).
+    pub fn snapshot_traces(&self) -> Vec<([u8; 16], HeadTrace)> {
+        let mut out = Vec::new();
+        for i in 0..self.parts.len() {
+            let p = self.part(i);
+            out.extend(p.traces.iter().map(|(id, t)| (*id, t.clone())));
+        }
+        out
+    }
+
     /// A copy of every trace held (for queries over recent data).
     pub fn snapshot(&self) -> Vec<([u8; 16], Vec<StoredSpan>)> {
         let mut out = Vec::new();

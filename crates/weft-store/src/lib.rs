@@ -18,6 +18,8 @@
 pub mod block;
 pub mod columns;
 pub mod head;
+pub mod matching;
+pub mod search;
 pub mod span;
 pub mod store;
 pub mod summary;

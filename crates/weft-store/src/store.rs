@@ -123,6 +123,8 @@ pub struct Store {
     /// trace in transit is always seen in one of the three.
     handoff: RwLock<()>,
     next_seq: AtomicU64,
+    /// Traces with spans in more than one block (see [`BlockMeta::split`]).
+    split: RwLock<HashSet<[u8; 16]>>,
     /// Set when the sealer was woken for memory pressure and has not run since.
     pressure: std::sync::atomic::AtomicBool,
     /// What the store did.
@@ -215,6 +217,7 @@ impl Store {
             !superseded
         });
         blocks.sort_by_key(|b| (b.meta.order, b.meta.seq));
+        let split: HashSet<[u8; 16]> = blocks.iter().flat_map(|b| b.split_ids()).collect();
         let parts = cfg.partitions;
         let store = Arc::new(Store {
             head: Head::new(parts, head_bytes),
@@ -223,6 +226,7 @@ impl Store {
             sealing: Mutex::new(Arc::new(HashMap::new())),
             handoff: RwLock::new(()),
             next_seq: AtomicU64::new(max_seq + 1),
+            split: RwLock::new(split),
             pressure: std::sync::atomic::AtomicBool::new(false),
             stats,
             release: Box::new(release),
@@ -294,6 +298,27 @@ impl Store {
         self.sealing.lock().unwrap_or_else(|e| e.into_inner()).clone()
     }
 
+    /// Holds off hand-overs between head, sealing set and blocks while a
+    /// reader takes its view of all three.
+    pub(crate) fn handoff_read(&self) -> std::sync::RwLockReadGuard<'_, ()> {
+        self.handoff.read().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Traces with spans in more than one block.
+    pub fn split_traces(&self) -> HashSet<[u8; 16]> {
+        self.split.read().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    /// Whether one of `blocks` that could hold spans of a trace first received
+    /// at `first_recv` (the rule sealing uses) holds some.
+    pub(crate) fn in_blocks_since(&self, trace_id: &[u8; 16], first_recv: u64, blocks: &[Arc<Block>]) -> bool {
+        let since = first_recv.saturating_sub(CLOCK_STEP_MARGIN.as_nanos() as u64);
+        blocks
+            .iter()
+            .filter(|b| b.meta.written_at == 0 || b.meta.written_at >= since)
+            .any(|b| b.find(trace_id).is_some())
+    }
+
     /// Every stored span of a trace (blocks, head, being sealed), deduplicated,
     /// with its current summary; `None` if the store has no span of it.
     pub fn trace(&self, trace_id: &[u8; 16]) -> Result<Option<(TraceSummary, Vec<FullSpan>)>, StoreError> {
@@ -334,8 +359,6 @@ impl Store {
         Ok(Some((summary, spans)))
     }
 
-    /// How many span rows the store holds for a trace (blocks, head, being
-    /// sealed; duplicates not removed), without reading any span: for checks
     /// Services with spans in the store (blocks, being sealed, head), sorted.
     pub fn services(&self) -> BTreeSet<String> {
         let mut out: BTreeSet<String> = BTreeSet::new();
@@ -386,6 +409,8 @@ impl Store {
         }
     }
 
+    /// How many span rows the store holds for a trace (blocks, head, being
+    /// sealed; duplicates not removed), without reading any span: for checks
     /// over many trace IDs.
     pub fn span_rows(&self, trace_id: &[u8; 16]) -> u64 {
         let _view = self.handoff.read().unwrap_or_else(|e| e.into_inner());
@@ -396,7 +421,7 @@ impl Store {
 
     /// Seals the traces `pick` chooses (all of them for a flush); returns how
     /// many traces went into a block.
-    fn seal(&self, watermark: u64, flush: bool) -> Result<usize, StoreError> {
+    pub(crate) fn seal(&self, watermark: u64, flush: bool) -> Result<usize, StoreError> {
         self.pressure.store(false, Ordering::Relaxed);
         let idle = self.cfg.trace_idle.as_nanos() as u64;
         let handoff = self.handoff.write().unwrap_or_else(|e| e.into_inner());
@@ -523,7 +548,11 @@ impl Store {
             let mut facts: Vec<SpanFacts<'_>> = stored.iter().map(FullSpan::facts).collect();
             facts.extend(spans.iter().map(|(o, r)| r.facts(&o.service)));
             spans_total += spans.len();
-            traces.push(TraceRows { summary: TraceSummary::of_facts(**id, &facts), spans });
+            let continued = !stored.is_empty();
+            if continued {
+                self.split.write().unwrap_or_else(|e| e.into_inner()).insert(**id);
+            }
+            traces.push(TraceRows { summary: TraceSummary::of_facts(**id, &facts), spans, continued });
         }
         if traces.is_empty() {
             return Ok(0);
@@ -612,7 +641,8 @@ impl Store {
         let order = run.last().map_or(0, |b| b.meta.order);
         let seq = self.next_seq.fetch_add(1, Ordering::Relaxed);
         let inputs: Vec<u64> = run.iter().map(|b| b.meta.seq).collect();
-        let written = block::write_decoded(&self.blocks_dir, seq, order, traces, inputs.clone())?;
+        let split = self.split.read().unwrap_or_else(|e| e.into_inner()).clone();
+        let written = block::write_decoded(&self.blocks_dir, seq, order, traces, inputs.clone(), &split)?;
         // Swap: the new block replaces the run. It is durable before any input is
         // deleted; after a crash in between, opening the store deletes the inputs.
         {

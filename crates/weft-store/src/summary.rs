@@ -68,6 +68,20 @@ pub fn hex(b: &[u8]) -> String {
     out
 }
 
+/// Parses 32 hex digits (either case) into a trace ID.
+pub fn parse_hex16(s: &str) -> Option<[u8; 16]> {
+    let b = s.as_bytes();
+    if b.len() != 32 {
+        return None;
+    }
+    let digit = |c: u8| (c as char).to_digit(16).map(|d| d as u8);
+    let mut out = [0u8; 16];
+    for (i, pair) in b.chunks_exact(2).enumerate() {
+        out[i] = digit(pair[0])? << 4 | digit(pair[1])?;
+    }
+    Some(out)
+}
+
 /// What a summary needs of one span, borrowed from wherever the span is (read
 /// in place while sealing, or decoded from a block).
 #[derive(Clone, Copy, Debug, PartialEq)]

@@ -23,5 +23,5 @@ pub mod matcher;
 pub mod parser;
 
 pub use ast::{Field, Intrinsic, Literal, Op, Query, Scope, SpanExpr};
-pub use matcher::{AttrValue, Filter, SpanLike, TraceLike};
+pub use matcher::{AttrValue, Filter, Pruning, SpanLike, TraceLike};
 pub use parser::{parse, ParseError};

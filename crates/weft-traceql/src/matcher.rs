@@ -169,6 +169,22 @@ impl Filter {
         }
     }
 
+    /// Whether the span satisfies at least one spanset (the spans a search
+    /// returns as "matched").
+    pub fn matches_any_spanset(&self, span: &impl SpanLike, trace: &impl TraceLike) -> bool {
+        self.exprs.iter().any(|e| eval(e, span, trace))
+    }
+
+    /// Which attribute lists it reads: (span attributes, resource attributes
+    /// other than `service.name`).
+    pub fn attribute_scopes(&self) -> (bool, bool) {
+        let mut out = (false, false);
+        for e in &self.exprs {
+            scopes(e, &mut out);
+        }
+        out
+    }
+
     /// Whether a trace whose spans left these marks matches.
     pub fn trace_matches(&self, marks: &[bool]) -> bool {
         sets_match(&self.sets, marks)
@@ -187,6 +203,28 @@ fn mentions_trace(e: &Expr) -> bool {
         Expr::All => false,
         Expr::Test(t) => matches!(t.field, Field::Intrinsic(i) if i.is_trace_level()),
         Expr::And(a, b) | Expr::Or(a, b) => mentions_trace(a) || mentions_trace(b),
+    }
+}
+
+fn scopes(e: &Expr, out: &mut (bool, bool)) {
+    match e {
+        Expr::All => {}
+        Expr::Test(Test { field: Field::Attr(scope, key), .. }) => {
+            let service = key == "service.name";
+            match scope {
+                Scope::Span => out.0 = true,
+                Scope::Resource => out.1 |= !service,
+                Scope::Any => {
+                    out.0 = true;
+                    out.1 |= !service;
+                }
+            }
+        }
+        Expr::Test(_) => {}
+        Expr::And(a, b) | Expr::Or(a, b) => {
+            scopes(a, out);
+            scopes(b, out);
+        }
     }
 }
 
