@@ -138,6 +138,13 @@ pub async fn trace(state: Arc<State>, req: http::Request<Incoming>, id: &str) ->
 /// so a slow reader slows the producer instead of growing a buffer.
 pub struct Stream(tokio::sync::mpsc::Receiver<Bytes>);
 
+impl Stream {
+    /// A body of the chunks `rx` receives, ending when its senders are gone.
+    pub fn new(rx: tokio::sync::mpsc::Receiver<Bytes>) -> Self {
+        Stream(rx)
+    }
+}
+
 impl hyper::body::Body for Stream {
     type Data = Bytes;
     type Error = std::convert::Infallible;
@@ -155,7 +162,7 @@ fn ndjson(rx: tokio::sync::mpsc::Receiver<Bytes>) -> http::Response<Body> {
     r
 }
 
-async fn read_json(req: http::Request<Incoming>) -> Result<serde_json::Value, http::Response<Body>> {
+pub(crate) async fn read_json(req: http::Request<Incoming>) -> Result<serde_json::Value, http::Response<Body>> {
     let body = match Limited::new(req.into_body(), MAX_QUERY_BODY).collect().await {
         Ok(b) => b.to_bytes(),
         Err(e) => {

@@ -176,6 +176,12 @@ pub async fn handle(state: Arc<State>, req: http::Request<Incoming>) -> Result<h
             crate::api::trace(state, req, &id).await
         }
         (&Method::POST, "/weft/v1/traces:batchGet") => crate::api::batch_get(state, req).await,
+        (&Method::POST, "/weft/v1/traces:query") => {
+            crate::search_api::query(state, req, crate::search_api::Lines::Traces).await
+        }
+        (&Method::POST, "/weft/v1/spans:query") => {
+            crate::search_api::query(state, req, crate::search_api::Lines::Spans).await
+        }
         (&Method::GET, "/weft/v1/services") => crate::api::services(state).await,
         (&Method::GET, "/weft/v1/operations") => {
             let q = req.uri().query().map(str::to_owned);

@@ -21,6 +21,7 @@ pub mod config;
 pub mod decode;
 pub mod http;
 pub mod metrics;
+pub mod search_api;
 pub mod shards;
 pub mod wal;
 
@@ -86,6 +87,8 @@ pub struct State {
     pub store: Arc<weft_store::Store>,
     /// Set when shutdown begins: new requests are refused with a retry delay.
     pub shutting_down: AtomicBool,
+    /// Room for searches running at once.
+    pub searches: Arc<tokio::sync::Semaphore>,
 }
 
 /// The bound addresses.
@@ -212,6 +215,7 @@ impl Server {
             shards,
             store,
             shutting_down: AtomicBool::new(false),
+            searches: Arc::new(tokio::sync::Semaphore::new(search_api::MAX_CONCURRENT)),
         });
 
         let ports_json = serde_json::json!({

@@ -1,0 +1,210 @@
+//! `traces:query` and `spans:query` against a real `weft serve`: a full export
+//! paged by cursor returns every acknowledged trace exactly once, from the
+//! head and again once sealed into blocks; filters find exactly the trace
+//! they describe; answers stream as NDJSON (gzip on request) and end with the
+//! cursor/completeness line; bad queries get a 400 that says what is wrong.
+
+mod common;
+
+use std::collections::HashSet;
+use std::io::Read;
+use std::time::{Duration, Instant};
+
+use common::{http, loadgen, temp_dir, Serve};
+use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
+use opentelemetry_proto::tonic::common::v1::any_value::Value;
+use opentelemetry_proto::tonic::common::v1::{AnyValue, KeyValue};
+use opentelemetry_proto::tonic::resource::v1::Resource;
+use opentelemetry_proto::tonic::trace::v1::{ResourceSpans, ScopeSpans, Span, Status};
+use prost::Message;
+
+const TRACE_HEX: &str = "0000000000000000a1a2a3a4a5a6a7a8";
+
+fn kv(k: &str, v: &str) -> KeyValue {
+    KeyValue {
+        key: k.into(),
+        value: Some(AnyValue { value: Some(Value::StringValue(v.into())) }),
+        ..Default::default()
+    }
+}
+
+/// One trace of three spans in service "checkout"; the third one failed.
+fn known_trace() -> Vec<u8> {
+    let trace = [0, 0, 0, 0, 0, 0, 0, 0, 0xa1, 0xa2, 0xa3, 0xa4, 0xa5, 0xa6, 0xa7, 0xa8];
+    let spans = (1..=3u8)
+        .map(|i| Span {
+            trace_id: trace.to_vec(),
+            span_id: vec![i; 8],
+            parent_span_id: if i == 1 { vec![] } else { vec![1; 8] },
+            name: format!("op-{i}"),
+            kind: 2,
+            start_time_unix_nano: 1_700_000_000_000_000_000 + u64::from(i) * 1000,
+            end_time_unix_nano: 1_700_000_000_250_000_000,
+            attributes: vec![kv("http.method", if i == 3 { "POST" } else { "GET" })],
+            status: (i == 3).then(|| Status { code: 2, message: "boom".into() }),
+            ..Default::default()
+        })
+        .collect();
+    let rs = ResourceSpans {
+        resource: Some(Resource { attributes: vec![kv("service.name", "checkout")], ..Default::default() }),
+        scope_spans: vec![ScopeSpans { spans, ..Default::default() }],
+        ..Default::default()
+    };
+    ExportTraceServiceRequest { resource_spans: vec![rs] }.encode_to_vec()
+}
+
+/// Posts a query; returns the data lines and the last (control) line.
+fn query(
+    addr: std::net::SocketAddr,
+    path: &str,
+    body: serde_json::Value,
+) -> (Vec<serde_json::Value>, serde_json::Value) {
+    let (st, _, b) = http(addr, "POST", path, &[], body.to_string().as_bytes());
+    let text = String::from_utf8(b).unwrap();
+    assert_eq!(st, 200, "{path} {body}: {text}");
+    let mut lines: Vec<serde_json::Value> =
+        text.lines().map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}"))).collect();
+    let last = lines.pop().expect("a last line");
+    assert!(last.get("nextCursor").is_some(), "{last}");
+    assert!(last.get("error").is_none(), "{last}");
+    (lines, last)
+}
+
+/// Every trace ID of a full export, paged `page` at a time.
+fn export(addr: std::net::SocketAddr, page: u64) -> Vec<String> {
+    let mut ids = Vec::new();
+    let mut cursor = serde_json::Value::Null;
+    for _ in 0..10_000 {
+        let mut body =
+            serde_json::json!({ "start": 0, "end": u64::MAX, "view": "full", "limit": page, "order": "oldest" });
+        if !cursor.is_null() {
+            body["cursor"] = cursor.clone();
+        }
+        let (lines, last) = query(addr, "/weft/v1/traces:query", body);
+        for l in lines {
+            let spans: usize = l["resourceSpans"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .flat_map(|r| r["scopeSpans"].as_array().unwrap())
+                .map(|s| s["spans"].as_array().unwrap().len())
+                .sum();
+            assert_eq!(spans as u64, l["summary"]["spanCount"].as_u64().unwrap(), "{l}");
+            ids.push(l["traceId"].as_str().unwrap().to_owned());
+        }
+        cursor = last["nextCursor"].clone();
+        if cursor.is_null() {
+            return ids;
+        }
+    }
+    panic!("the export never ended");
+}
+
+fn check_export(addr: std::net::SocketAddr, acked: &[String]) {
+    let ids = export(addr, 173);
+    let unique: HashSet<&String> = ids.iter().collect();
+    assert_eq!(unique.len(), ids.len(), "a trace came twice");
+    let missing: Vec<&String> = acked.iter().filter(|id| !unique.contains(id)).collect();
+    assert!(missing.is_empty(), "{} of {} acknowledged traces not exported", missing.len(), acked.len());
+    assert!(unique.contains(&TRACE_HEX.to_owned()));
+}
+
+#[test]
+fn searches_find_what_they_describe_and_exports_miss_nothing() {
+    let dir = temp_dir("native-search");
+    let serve = Serve::start(&dir.join("data"), &["--trace-idle", "1s"]);
+    let p = serve.ports;
+    let (st, _, _) =
+        http(p.otlp_http, "POST", "/v1/traces", &[("Content-Type", "application/x-protobuf")], &known_trace());
+    assert_eq!(st, 200);
+    let ack = dir.join("ack.txt");
+    let s =
+        loadgen(&["--endpoint", &format!("http://{}", p.grpc), "--duration", "1s", "--ack-log", ack.to_str().unwrap()]);
+    assert_eq!(s["failed_spans"], 0, "{s}");
+    let acked = common::acked(&ack);
+    assert!(acked.len() > 100, "{s}");
+    // Readable once processed (a moment after the acknowledgement).
+    let (lost, _) = common::missing(p.http, &acked);
+    assert!(lost.is_empty());
+
+    // From the head (and whatever was sealed meanwhile).
+    check_export(p.http, &acked);
+
+    // Filters: exactly the known trace.
+    let one = |filter: &str| {
+        let (lines, last) = query(
+            p.http,
+            "/weft/v1/traces:query",
+            serde_json::json!({ "start": 0, "end": u64::MAX, "filter": filter }),
+        );
+        assert!(last["stats"]["returned"].is_u64(), "{last}");
+        lines.into_iter().map(|l| l["traceId"].as_str().unwrap().to_owned()).collect::<Vec<_>>()
+    };
+    let filters = [
+        r#"{ resource.service.name = "checkout" && status = error }"#,
+        r#"{ span.http.method = "GET" && resource.service.name = "checkout" } && { span.http.method = "POST" }"#,
+        r#"{ trace:rootService = "checkout" && trace:duration > 249ms }"#,
+        r#"{ .service.name =~ "check.*" && name = "op-2" }"#,
+    ];
+    for f in filters {
+        assert_eq!(one(f), [TRACE_HEX], "{f}");
+    }
+    assert!(one(r#"{ resource.service.name = "nope" }"#).is_empty(), "an empty answer is 200 with no trace lines");
+
+    // spans:query: the matched spans, each with its trace's fields.
+    let (lines, last) = query(
+        p.http,
+        "/weft/v1/spans:query",
+        serde_json::json!({ "start": 0, "end": u64::MAX, "filter": r#"{ resource.service.name = "checkout" && status = error }"# }),
+    );
+    assert_eq!(lines.len(), 1, "{lines:?}");
+    assert_eq!(lines[0]["name"], "op-3");
+    assert_eq!(lines[0]["traceId"], TRACE_HEX);
+    assert_eq!(lines[0]["traceRootName"], "op-1");
+    assert_eq!(lines[0]["traceSpanCount"], 3);
+    assert_eq!(lines[0]["service"], "checkout");
+    assert_eq!(last["nextCursor"], serde_json::Value::Null);
+
+    // Sealed into blocks: the same export.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let (_, _, b) = http(p.http, "GET", "/weft/v1/stats", &[], b"");
+        let v: serde_json::Value = serde_json::from_slice(&b).unwrap();
+        if v["store"]["headTraces"] == 0 {
+            break;
+        }
+        assert!(Instant::now() < deadline, "never sealed: {v}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    check_export(p.http, &acked);
+    for f in filters {
+        assert_eq!(one(f), [TRACE_HEX], "{f} (from blocks)");
+    }
+
+    // gzip on request.
+    let body = serde_json::json!({ "start": 0, "end": u64::MAX, "limit": 10 }).to_string();
+    let (st, head, b) = http(p.http, "POST", "/weft/v1/traces:query", &[("Accept-Encoding", "gzip")], body.as_bytes());
+    assert_eq!(st, 200);
+    assert!(head.to_ascii_lowercase().contains("content-encoding: gzip"), "{head}");
+    let mut text = String::new();
+    flate2::read::GzDecoder::new(&b[..]).read_to_string(&mut text).unwrap();
+    assert_eq!(text.lines().count(), 11, "{text}");
+
+    // Bad queries: 400 and a JSON error naming the problem.
+    let bad = |body: &[u8], says: &str| {
+        let (st, _, b) = http(p.http, "POST", "/weft/v1/traces:query", &[], body);
+        let v: serde_json::Value = serde_json::from_slice(&b).unwrap_or_else(|_| panic!("not JSON: {b:?}"));
+        assert_eq!(st, 400, "{v}");
+        assert!(v["error"].as_str().unwrap().contains(says), "{v}");
+    };
+    bad(br#"{"filter": "{ name = }"}"#, "at column 10: expected a quoted string");
+    bad(br#"{"filter": "{ duration > 5 }"}"#, "duration");
+    bad(br#"{"cursor": "00ff"}"#, "cursor");
+    bad(br#"{"view": "everything"}"#, "view");
+    bad(br#"{"start": "last tuesday"}"#, "RFC 3339");
+    bad(br#"{"limt": 3}"#, "unknown field");
+    bad(br#"{"limit": -1}"#, "query shape");
+    bad(b"[1,2", "not valid JSON");
+    // And it still answers.
+    assert_eq!(one(filters[0]), [TRACE_HEX]);
+}
