@@ -23,7 +23,7 @@ use hyper::body::{Frame, Incoming};
 use opentelemetry_proto::tonic::resource::v1::Resource;
 use opentelemetry_proto::tonic::trace::v1::{ResourceSpans, ScopeSpans, TracesData};
 use prost::Message;
-use weft_store::summary::hex;
+use weft_store::summary::{hex, unhex};
 use weft_store::{FullSpan, TraceSummary};
 
 use crate::http::Body;
@@ -61,15 +61,9 @@ pub fn parse_trace_id(s: &str) -> Result<[u8; 16], String> {
     if s.len() != 32 && s.len() != 16 {
         return Err(format!("a trace ID is 32 (or 16) hex digits, got {} characters: {s:?}", s.len()));
     }
+    let bytes = unhex(s).ok_or_else(|| format!("a trace ID is hex digits only, got {s:?}"))?;
     let mut id = [0u8; 16];
-    let off = 16 - s.len() / 2;
-    for (i, pair) in s.as_bytes().chunks(2).enumerate() {
-        let digit = |c: u8| (c as char).to_digit(16);
-        match (digit(pair[0]), digit(pair[1])) {
-            (Some(a), Some(b)) => id[off + i] = (a * 16 + b) as u8,
-            _ => return Err(format!("a trace ID is hex digits only, got {s:?}")),
-        }
-    }
+    id[16 - bytes.len()..].copy_from_slice(&bytes);
     Ok(id)
 }
 

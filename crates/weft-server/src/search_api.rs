@@ -25,7 +25,7 @@ use http::{HeaderValue, StatusCode};
 use hyper::body::Incoming;
 use serde::Deserialize;
 use weft_store::search::{Hit, Load, Order, Position, Search, SearchEnd};
-use weft_store::summary::hex;
+use weft_store::summary::{hex, unhex};
 use weft_traceql::Filter;
 
 use crate::api::{error, read_json, to_otlp, Stream};
@@ -140,15 +140,7 @@ impl Cursor {
 
     fn decode(s: &str) -> Result<Cursor, String> {
         let bad = || format!("the cursor {s:?} is not one this server gave out; start without a cursor");
-        let b = s.as_bytes();
-        if b.len() != CURSOR_BYTES * 2 || !s.is_ascii() {
-            return Err(bad());
-        }
-        let mut bytes = Vec::with_capacity(CURSOR_BYTES);
-        for pair in b.chunks_exact(2) {
-            let d = |c: u8| (c as char).to_digit(16).map(|d| d as u8);
-            bytes.push((d(pair[0]).ok_or_else(bad)? << 4) | d(pair[1]).ok_or_else(bad)?);
-        }
+        let bytes = unhex(s).filter(|b| b.len() == CURSOR_BYTES).ok_or_else(bad)?;
         if bytes[0] != CURSOR_VERSION {
             return Err(bad());
         }

@@ -68,18 +68,19 @@ pub fn hex(b: &[u8]) -> String {
     out
 }
 
-/// Parses 32 hex digits (either case) into a trace ID.
-pub fn parse_hex16(s: &str) -> Option<[u8; 16]> {
+/// Bytes of an even number of hex digits (either case); `None` otherwise.
+pub fn unhex(s: &str) -> Option<Vec<u8>> {
     let b = s.as_bytes();
-    if b.len() != 32 {
+    if b.len() % 2 != 0 {
         return None;
     }
     let digit = |c: u8| (c as char).to_digit(16).map(|d| d as u8);
-    let mut out = [0u8; 16];
-    for (i, pair) in b.chunks_exact(2).enumerate() {
-        out[i] = digit(pair[0])? << 4 | digit(pair[1])?;
-    }
-    Some(out)
+    b.chunks_exact(2).map(|pair| Some(digit(pair[0])? << 4 | digit(pair[1])?)).collect()
+}
+
+/// Parses 32 hex digits (either case) into a trace ID.
+pub fn parse_hex16(s: &str) -> Option<[u8; 16]> {
+    unhex(s)?.try_into().ok()
 }
 
 /// What a summary needs of one span, borrowed from wherever the span is (read
