@@ -8,50 +8,8 @@ mod common;
 
 use std::collections::HashSet;
 use std::io::Read;
-use std::time::{Duration, Instant};
 
-use common::{http, loadgen, temp_dir, Serve};
-use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
-use opentelemetry_proto::tonic::common::v1::any_value::Value;
-use opentelemetry_proto::tonic::common::v1::{AnyValue, KeyValue};
-use opentelemetry_proto::tonic::resource::v1::Resource;
-use opentelemetry_proto::tonic::trace::v1::{ResourceSpans, ScopeSpans, Span, Status};
-use prost::Message;
-
-const TRACE_HEX: &str = "0000000000000000a1a2a3a4a5a6a7a8";
-
-fn kv(k: &str, v: &str) -> KeyValue {
-    KeyValue {
-        key: k.into(),
-        value: Some(AnyValue { value: Some(Value::StringValue(v.into())) }),
-        ..Default::default()
-    }
-}
-
-/// One trace of three spans in service "checkout"; the third one failed.
-fn known_trace() -> Vec<u8> {
-    let trace = [0, 0, 0, 0, 0, 0, 0, 0, 0xa1, 0xa2, 0xa3, 0xa4, 0xa5, 0xa6, 0xa7, 0xa8];
-    let spans = (1..=3u8)
-        .map(|i| Span {
-            trace_id: trace.to_vec(),
-            span_id: vec![i; 8],
-            parent_span_id: if i == 1 { vec![] } else { vec![1; 8] },
-            name: format!("op-{i}"),
-            kind: 2,
-            start_time_unix_nano: 1_700_000_000_000_000_000 + u64::from(i) * 1000,
-            end_time_unix_nano: 1_700_000_000_250_000_000,
-            attributes: vec![kv("http.method", if i == 3 { "POST" } else { "GET" })],
-            status: (i == 3).then(|| Status { code: 2, message: "boom".into() }),
-            ..Default::default()
-        })
-        .collect();
-    let rs = ResourceSpans {
-        resource: Some(Resource { attributes: vec![kv("service.name", "checkout")], ..Default::default() }),
-        scope_spans: vec![ScopeSpans { spans, ..Default::default() }],
-        ..Default::default()
-    };
-    ExportTraceServiceRequest { resource_spans: vec![rs] }.encode_to_vec()
-}
+use common::{http, known_trace, loadgen, temp_dir, Serve, TRACE_HEX};
 
 /// Posts a query; returns the data lines and the last (control) line.
 fn query(
@@ -166,16 +124,7 @@ fn searches_find_what_they_describe_and_exports_miss_nothing() {
     assert_eq!(last["nextCursor"], serde_json::Value::Null);
 
     // Sealed into blocks: the same export.
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        let (_, _, b) = http(p.http, "GET", "/weft/v1/stats", &[], b"");
-        let v: serde_json::Value = serde_json::from_slice(&b).unwrap();
-        if v["store"]["headTraces"] == 0 {
-            break;
-        }
-        assert!(Instant::now() < deadline, "never sealed: {v}");
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    common::wait_sealed(p.http);
     check_export(p.http, &acked);
     for f in filters {
         assert_eq!(one(f), [TRACE_HEX], "{f} (from blocks)");

@@ -7,6 +7,13 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
+use opentelemetry_proto::tonic::common::v1::any_value::Value;
+use opentelemetry_proto::tonic::common::v1::{AnyValue, KeyValue};
+use opentelemetry_proto::tonic::resource::v1::Resource;
+use opentelemetry_proto::tonic::trace::v1::{ResourceSpans, ScopeSpans, Span, Status};
+use prost::Message;
+
 pub const WEFT: &str = env!("CARGO_BIN_EXE_weft");
 
 /// A fresh, empty directory under the system temp dir.
@@ -184,4 +191,55 @@ pub fn metric(addr: SocketAddr, name: &str) -> f64 {
         .find(|l| l.starts_with(name) && l.as_bytes().get(name.len()) == Some(&b' '))
         .and_then(|l| l.rsplit(' ').next()?.parse().ok())
         .unwrap_or(-1.0)
+}
+
+/// The trace ID of [`known_trace`].
+pub const TRACE_HEX: &str = "0000000000000000a1a2a3a4a5a6a7a8";
+
+/// A string attribute.
+pub fn kv(k: &str, v: &str) -> KeyValue {
+    KeyValue {
+        key: k.into(),
+        value: Some(AnyValue { value: Some(Value::StringValue(v.into())) }),
+        ..Default::default()
+    }
+}
+
+/// One trace of three spans in service "checkout"; the third one failed.
+pub fn known_trace() -> Vec<u8> {
+    let trace = [0, 0, 0, 0, 0, 0, 0, 0, 0xa1, 0xa2, 0xa3, 0xa4, 0xa5, 0xa6, 0xa7, 0xa8];
+    let spans = (1..=3u8)
+        .map(|i| Span {
+            trace_id: trace.to_vec(),
+            span_id: vec![i; 8],
+            parent_span_id: if i == 1 { vec![] } else { vec![1; 8] },
+            name: format!("op-{i}"),
+            kind: 2,
+            start_time_unix_nano: 1_700_000_000_000_000_000 + u64::from(i) * 1000,
+            end_time_unix_nano: 1_700_000_000_250_000_000,
+            attributes: vec![kv("http.method", if i == 3 { "POST" } else { "GET" })],
+            status: (i == 3).then(|| Status { code: 2, message: "boom".into() }),
+            ..Default::default()
+        })
+        .collect();
+    let rs = ResourceSpans {
+        resource: Some(Resource { attributes: vec![kv("service.name", "checkout")], ..Default::default() }),
+        scope_spans: vec![ScopeSpans { spans, ..Default::default() }],
+        ..Default::default()
+    };
+    ExportTraceServiceRequest { resource_spans: vec![rs] }.encode_to_vec()
+}
+
+/// Waits (up to 30 s) until the head holds no trace: everything is in blocks.
+pub fn wait_sealed(addr: SocketAddr) -> serde_json::Value {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let (_, _, b) = http(addr, "GET", "/weft/v1/stats", &[], b"");
+        let v: serde_json::Value = serde_json::from_slice(&b).unwrap();
+        if v["store"]["headTraces"] == 0 {
+            return v;
+        }
+        assert!(Instant::now() < deadline, "never sealed: {v}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
 }
