@@ -3,6 +3,7 @@
 //! head and again once sealed into blocks; filters find exactly the trace
 //! they describe; answers stream as NDJSON (gzip on request) and end with the
 //! cursor/completeness line; bad queries get a 400 that says what is wrong.
+//! Tag names and values list what the data holds.
 
 mod common;
 
@@ -128,6 +129,55 @@ fn searches_find_what_they_describe_and_exports_miss_nothing() {
     check_export(p.http, &acked);
     for f in filters {
         assert_eq!(one(f), [TRACE_HEX], "{f} (from blocks)");
+    }
+
+    // Tag names and values, for query builders.
+    let get = |path: &str| {
+        let (st, _, b) = http(p.http, "GET", path, &[], b"");
+        (st, serde_json::from_slice::<serde_json::Value>(&b).unwrap_or_else(|_| panic!("not JSON: {b:?}")))
+    };
+    let (st, tags) = get("/weft/v1/tags");
+    assert_eq!(st, 200, "{tags}");
+    let scope = |name: &str| -> Vec<String> {
+        let s = tags["scopes"].as_array().unwrap().iter().find(|s| s["name"] == name).unwrap();
+        s["tags"].as_array().unwrap().iter().map(|t| t.as_str().unwrap().to_owned()).collect()
+    };
+    assert!(scope("span").contains(&"http.method".to_owned()), "{tags}");
+    assert!(scope("span").contains(&"attr.0".to_owned()), "{tags}");
+    assert!(scope("resource").contains(&"service.name".to_owned()), "{tags}");
+    assert!(scope("intrinsic").contains(&"trace:duration".to_owned()), "{tags}");
+    assert_eq!(tags["complete"], true);
+    let (_, only) = get("/weft/v1/tags?scope=span");
+    assert_eq!(only["scopes"].as_array().unwrap().len(), 1, "{only}");
+    let (st, v) = get("/weft/v1/tags/span.http.method/values");
+    assert_eq!(st, 200, "{v}");
+    assert_eq!(
+        v["values"],
+        serde_json::json!([{"type": "string", "value": "GET"}, {"type": "string", "value": "POST"}])
+    );
+    assert_eq!(v["complete"], true);
+    assert!(v["stats"]["blocksRead"].as_u64().unwrap() >= 1, "{v}");
+    let (_, v) = get("/weft/v1/tags/resource.service.name/values");
+    assert!(v["values"].as_array().unwrap().iter().any(|x| x["value"] == "checkout"), "{v}");
+    let (_, v) = get("/weft/v1/tags/.attr.1/values?limit=3");
+    assert_eq!(v["values"].as_array().unwrap().len(), 3, "{v}");
+    assert_eq!(v["complete"], false, "{v}");
+    let (_, v) = get("/weft/v1/tags/status/values");
+    assert_eq!(v["values"].as_array().unwrap().len(), 3, "{v}");
+    for (path, says) in [
+        ("/weft/v1/tags?scope=everything", "scope"),
+        ("/weft/v1/tags?color=red", "unknown parameter"),
+        ("/weft/v1/tags/http.method/values", "not a tag"),
+        ("/weft/v1/tags//values", "not a tag"),
+        ("/weft/v1/tags/duration/values", "not listed"),
+        ("/weft/v1/tags/span.x/values?limit=0", "limit"),
+        ("/weft/v1/tags/span.x/values?start=yesterday", "RFC 3339"),
+        ("/weft/v1/tags/span.x/values?start=5&end=4", "before"),
+        ("/weft/v1/tags/%2E/values", "not a tag"),
+    ] {
+        let (st, v) = get(path);
+        assert_eq!(st, 400, "{path}: {v}");
+        assert!(v["error"].as_str().unwrap().contains(says), "{path}: {v}");
     }
 
     // gzip on request.

@@ -45,7 +45,7 @@ pub fn body_response(status: StatusCode, body: Vec<u8>, content_type: &'static s
     r
 }
 
-fn ok_json(v: &serde_json::Value) -> http::Response<Body> {
+pub(crate) fn ok_json(v: &serde_json::Value) -> http::Response<Body> {
     body_response(StatusCode::OK, v.to_string().into_bytes(), "application/json")
 }
 
@@ -250,37 +250,40 @@ pub async fn operations(state: Arc<State>, query: Option<&str>) -> http::Respons
     ok_json(&serde_json::json!({ "operations": ops }))
 }
 
-/// `key=value` pairs of a query string, percent-decoded.
+/// `key=value` pairs of a query string, percent-decoded (`+` is a space).
 pub fn form_pairs(q: &str) -> Vec<(String, String)> {
-    fn unescape(s: &str) -> String {
-        let b = s.as_bytes();
-        let mut out = Vec::with_capacity(b.len());
-        let mut i = 0;
-        while i < b.len() {
-            match b[i] {
-                b'+' => out.push(b' '),
-                b'%' if i + 2 < b.len() => {
-                    match std::str::from_utf8(&b[i + 1..i + 3]).ok().and_then(|h| u8::from_str_radix(h, 16).ok()) {
-                        Some(x) => {
-                            out.push(x);
-                            i += 2;
-                        }
-                        None => out.push(b'%'),
-                    }
-                }
-                c => out.push(c),
-            }
-            i += 1;
-        }
-        String::from_utf8_lossy(&out).into_owned()
-    }
     q.split('&')
         .filter(|p| !p.is_empty())
         .map(|p| {
             let (k, v) = p.split_once('=').unwrap_or((p, ""));
-            (unescape(k), unescape(v))
+            (percent_decode(k, true), percent_decode(v, true))
         })
         .collect()
+}
+
+/// `%XX` escapes decoded (a malformed one is kept as it is); `+` becomes a
+/// space only in query strings. Invalid UTF-8 is replaced, never refused.
+pub fn percent_decode(s: &str, plus_is_space: bool) -> String {
+    let b = s.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        match b[i] {
+            b'+' if plus_is_space => out.push(b' '),
+            b'%' if i + 2 < b.len() => {
+                match std::str::from_utf8(&b[i + 1..i + 3]).ok().and_then(|h| u8::from_str_radix(h, 16).ok()) {
+                    Some(x) => {
+                        out.push(x);
+                        i += 2;
+                    }
+                    None => out.push(b'%'),
+                }
+            }
+            c => out.push(c),
+        }
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
 }
 
 /// `GET /weft/v1/stats`: every span the server was sent is in one of these.

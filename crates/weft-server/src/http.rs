@@ -188,6 +188,15 @@ pub async fn handle(state: Arc<State>, req: http::Request<Incoming>) -> Result<h
             crate::api::operations(state, q.as_deref()).await
         }
         (&Method::GET, "/weft/v1/stats") => crate::api::stats(&state),
+        (&Method::GET, "/weft/v1/tags") => {
+            let q = req.uri().query().map(str::to_owned);
+            crate::tags_api::names(state, q.as_deref()).await
+        }
+        (&Method::GET, p) if tag_of_values_path(p).is_some() => {
+            let tag = tag_of_values_path(p).unwrap_or_default().to_owned();
+            let q = req.uri().query().map(str::to_owned);
+            crate::tags_api::values(state, &tag, q.as_deref()).await
+        }
         (_, p) if p.starts_with("/weft/v1/") => crate::api::error(
             StatusCode::NOT_FOUND,
             format!("no route for {} {p}; see docs/api.md for the native API", req.method()),
@@ -195,6 +204,12 @@ pub async fn handle(state: Arc<State>, req: http::Request<Incoming>) -> Result<h
         _ => text(StatusCode::NOT_FOUND, format!("no route for {} {path}", req.method())),
     };
     Ok(resp)
+}
+
+/// `TAG` of `/weft/v1/tags/TAG/values` (`None` for any other path; TAG may be
+/// empty, which the handler refuses with a message).
+fn tag_of_values_path(p: &str) -> Option<&str> {
+    p.strip_prefix("/weft/v1/tags/")?.strip_suffix("/values")
 }
 
 async fn export(state: Arc<State>, req: http::Request<Incoming>, proto: Proto) -> http::Response<Body> {

@@ -23,6 +23,7 @@ pub mod http;
 pub mod metrics;
 pub mod search_api;
 pub mod shards;
+pub mod tags_api;
 pub mod wal;
 
 use std::net::SocketAddr;

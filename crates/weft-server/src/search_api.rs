@@ -54,7 +54,7 @@ const GZIP_FLUSH: usize = 64 << 10;
 /// A time as the body may give it.
 #[derive(Debug, Deserialize)]
 #[serde(untagged)]
-enum Time {
+pub(crate) enum Time {
     Nanos(u64),
     Text(String),
 }
@@ -82,11 +82,11 @@ pub enum Lines {
     Spans,
 }
 
-fn now_nanos() -> u64 {
+pub(crate) fn now_nanos() -> u64 {
     SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_nanos() as u64)
 }
 
-fn parse_time(t: &Time, what: &str) -> Result<u64, String> {
+pub(crate) fn parse_time(t: &Time, what: &str) -> Result<u64, String> {
     match t {
         Time::Nanos(n) => Ok(*n),
         Time::Text(s) => humantime::parse_rfc3339_weak(s)

@@ -40,7 +40,7 @@ use serde::{Deserialize, Serialize};
 use crate::columns::{self, SpanBatch, SPAN_SCHEMA};
 use crate::span::{FullSpan, Origin};
 use crate::summary::TraceSummary;
-use crate::wire::{Scratch, SpanRef};
+use crate::wire::{KvRef, Scratch, SpanRef};
 use crate::StoreError;
 
 /// Rows per Parquet row group.
@@ -51,6 +51,10 @@ const PAGE_ROWS: usize = 2048;
 const BATCH_ROWS: usize = 8192;
 /// (service, span name) pairs a block's metadata lists at most.
 pub const MAX_OPERATIONS: usize = 10_000;
+
+/// Most attribute keys a block lists per scope in `meta.json`; past it the
+/// list is cut and `keys_complete` is false.
+pub const MAX_TAG_KEYS: usize = 1_000;
 
 /// What `meta.json` holds.
 #[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq)]
@@ -87,6 +91,16 @@ pub struct BlockMeta {
     /// queries read those whole rather than block by block.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub split: Vec<String>,
+    /// Span attribute keys in it (at most [`MAX_TAG_KEYS`]).
+    #[serde(default)]
+    pub span_keys: BTreeSet<String>,
+    /// Resource attribute keys in it (at most [`MAX_TAG_KEYS`]).
+    #[serde(default)]
+    pub resource_keys: BTreeSet<String>,
+    /// Whether the two key lists hold every key in the block: false when cut
+    /// at the cap, or for blocks written before keys were listed.
+    #[serde(default)]
+    pub keys_complete: bool,
 }
 
 /// Where a trace's rows lie in a block.
@@ -208,6 +222,42 @@ pub struct TraceRows<'a> {
     pub continued: bool,
 }
 
+/// The attribute keys of a block's spans, per scope, up to [`MAX_TAG_KEYS`].
+#[derive(Default)]
+struct KeySets<'a> {
+    span: std::collections::HashSet<&'a str, ahash::RandomState>,
+    resource: std::collections::HashSet<&'a str, ahash::RandomState>,
+    /// Resources already listed: spans share their origin, so each resource
+    /// is looked at once rather than once per span.
+    origins: std::collections::HashSet<*const Origin, ahash::RandomState>,
+    cut: bool,
+}
+
+impl<'a> KeySets<'a> {
+    fn add(&mut self, origin: &'a Origin, kvs: &[KvRef<'a>]) {
+        for kv in kvs {
+            if !self.span.contains(kv.key) {
+                if self.span.len() < MAX_TAG_KEYS {
+                    self.span.insert(kv.key);
+                } else {
+                    self.cut = true;
+                }
+            }
+        }
+        if self.origins.insert(origin as *const Origin) {
+            for kv in &origin.resource {
+                if !self.resource.contains(kv.key.as_str()) {
+                    if self.resource.len() < MAX_TAG_KEYS {
+                        self.resource.insert(&kv.key);
+                    } else {
+                        self.cut = true;
+                    }
+                }
+            }
+        }
+    }
+}
+
 /// Writes a block of `traces`, durably, and opens it.
 pub fn write(
     blocks_dir: &Path,
@@ -227,6 +277,7 @@ pub fn write(
     let mut services: std::collections::HashSet<&str, ahash::RandomState> = Default::default();
     let mut operations: std::collections::HashSet<(&str, &str), ahash::RandomState> = Default::default();
     let mut rows = 0usize;
+    let mut keys = KeySets::default();
     for t in &mut traces {
         t.spans.sort_by_key(|(_, s)| s.start);
     }
@@ -240,6 +291,7 @@ pub fn write(
             if operations.len() < MAX_OPERATIONS {
                 operations.insert((&origin.service, s.name));
             }
+            keys.add(origin, scratch.kvs.get(s.attributes.clone()).unwrap_or_default());
         }
     }
     if rows == 0 {
@@ -249,6 +301,9 @@ pub fn write(
     meta.operations = operations.into_iter().map(|(a, b)| (a.to_owned(), b.to_owned())).collect();
     meta.spans = rows as u64;
     meta.traces = traces.len() as u64;
+    meta.keys_complete = !keys.cut;
+    meta.span_keys = keys.span.into_iter().map(str::to_owned).collect();
+    meta.resource_keys = keys.resource.into_iter().map(str::to_owned).collect();
     let tmp = blocks_dir.join(format!(".tmp-{}", dir_name(seq)));
     let _ = std::fs::remove_dir_all(&tmp);
     std::fs::create_dir_all(&tmp).map_err(io(&tmp))?;

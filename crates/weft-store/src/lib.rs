@@ -23,6 +23,7 @@ pub mod search;
 pub mod span;
 pub mod store;
 pub mod summary;
+pub mod tags;
 pub mod wire;
 
 pub use span::{FullSpan, Origin, StoredSpan};

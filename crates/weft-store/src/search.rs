@@ -587,7 +587,7 @@ impl<F: FnMut(Hit) -> bool> Run<'_, '_, F> {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     //! Searches against a brute-force reference: a dataset with known
     //! content, spread over two blocks (one holding late spans of traces in
     //! the other) and the head; random filters, windows, orders and page sizes
@@ -629,10 +629,10 @@ mod tests {
         }
     }
 
-    struct Data {
-        store: Arc<Store>,
+    pub(crate) struct Data {
+        pub(crate) store: Arc<Store>,
         /// Every span of every trace, as the reference sees them.
-        traces: BTreeMap<[u8; 16], Vec<FullSpan>>,
+        pub(crate) traces: BTreeMap<[u8; 16], Vec<FullSpan>>,
         _dir: tempfile::TempDir,
     }
 
@@ -675,7 +675,8 @@ mod tests {
         StoredSpan { origin: origin.clone(), trace_id, span: bytes::Bytes::from(sp.encode_to_vec()) }
     }
 
-    fn data() -> &'static Data {
+    /// Two blocks and a head of known content (built once per test binary).
+    pub(crate) fn data() -> &'static Data {
         static DATA: OnceLock<Data> = OnceLock::new();
         DATA.get_or_init(|| {
             let dir = tempfile::tempdir().unwrap();

@@ -396,7 +396,7 @@ impl Store {
 
     /// Calls `f` on every span not in a block yet (head, and being sealed),
     /// outside the head's locks.
-    fn for_each_unsealed(&self, mut f: impl FnMut(&StoredSpan)) {
+    pub(crate) fn for_each_unsealed(&self, mut f: impl FnMut(&StoredSpan)) {
         let _handoff = self.handoff.read().unwrap_or_else(|e| e.into_inner());
         let sealing = self.sealing();
         let head = self.head.snapshot();

@@ -24,4 +24,4 @@ pub mod parser;
 
 pub use ast::{Field, Intrinsic, Literal, Op, Query, Scope, SpanExpr};
 pub use matcher::{AttrValue, Filter, Pruning, SpanLike, TraceLike};
-pub use parser::{parse, ParseError};
+pub use parser::{parse, parse_field, ParseError};

@@ -318,6 +318,13 @@ fn check(src: &str, at: usize, field: &Field, op: Op, value: &Literal) -> Result
     Ok(())
 }
 
+/// The field a tag name names: an intrinsic (`name`, `status`, `trace:duration`
+/// …) or a scoped attribute (`span.x`, `resource.x`, `.x`), as in filters.
+/// `None` for anything else (the tag APIs use it to check a tag's name).
+pub fn parse_field(tag: &str) -> Option<Field> {
+    field_of(tag)
+}
+
 /// The field a word names, if any.
 fn field_of(w: &str) -> Option<Field> {
     let intrinsic = match w {
