@@ -1,7 +1,9 @@
 //! `weft`: the command line. `weft serve` runs the server; `weft loadgen` sends
-//! OTLP load the way a well-behaved client does.
+//! OTLP load the way a well-behaved client does; `weft query` reads traces
+//! back through the native query API.
 
 mod loadgen;
+mod query;
 
 /// The server allocates and frees many small objects per span (decoded OTLP
 /// strings and vectors); mimalloc was measured to cut its CPU per span against
@@ -30,6 +32,8 @@ enum Cmd {
     Serve(ServeArgs),
     /// Sends OTLP load to an endpoint and reports what was accepted.
     Loadgen(loadgen::Args),
+    /// Queries a running server: traces, spans, traces by ID, services, tags.
+    Query(query::Args),
 }
 
 #[derive(clap::Args)]
@@ -75,6 +79,7 @@ fn main() -> Result<()> {
     match cli.cmd {
         Cmd::Serve(args) => serve(args),
         Cmd::Loadgen(args) => loadgen::run(args),
+        Cmd::Query(args) => query::run(args),
     }
 }
 

@@ -131,6 +131,41 @@ fn searches_find_what_they_describe_and_exports_miss_nothing() {
         assert_eq!(one(f), [TRACE_HEX], "{f} (from blocks)");
     }
 
+    // The same export through `weft query`, and the known trace by ID (complete
+    // once sealed, so the second `get` comes from the disk cache).
+    let out = dir.join("export.ndjson");
+    let endpoint = format!("http://{}", p.http);
+    let run = |args: &[&str]| {
+        let o = std::process::Command::new(common::WEFT)
+            .args(["query", "--endpoint", &endpoint])
+            .args(args)
+            .env("WEFT_CACHE_DIR", dir.join("cache"))
+            .output()
+            .unwrap();
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        (String::from_utf8(o.stdout).unwrap(), String::from_utf8(o.stderr).unwrap())
+    };
+    let (_, said) =
+        run(&["traces", "--start", "0", "--view", "full", "--order", "oldest", "--out", out.to_str().unwrap()]);
+    let exported: Vec<String> = std::fs::read_to_string(&out)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap()["traceId"].as_str().unwrap().to_owned())
+        .collect();
+    let unique: HashSet<&String> = exported.iter().collect();
+    assert_eq!(unique.len(), exported.len(), "{said}");
+    assert!(acked.iter().all(|id| unique.contains(id)), "weft query traces missed acknowledged traces: {said}");
+    let (line, _) = run(&["get", TRACE_HEX, "--format", "ndjson"]);
+    let v: serde_json::Value = serde_json::from_str(line.trim()).unwrap();
+    assert_eq!((v["found"].as_bool(), v["complete"].as_bool()), (Some(true), Some(true)), "{v}");
+    let (again, said) = run(&["get", TRACE_HEX, "--format", "ndjson"]);
+    assert_eq!(again, line);
+    assert!(said.contains("1 from the cache"), "{said}");
+    let (table, _) = run(&["traces", "--start", "0", "--format", "table", "--filter", r#"{ status = error }"#]);
+    assert!(table.starts_with("TRACE ID") && table.contains(TRACE_HEX) && table.contains("checkout"), "{table}");
+    let (tags, _) = run(&["values", "span.http.method"]);
+    assert!(tags.contains("\"POST\""), "{tags}");
+
     // Tag names and values, for query builders.
     let get = |path: &str| {
         let (st, _, b) = http(p.http, "GET", path, &[], b"");

@@ -170,12 +170,17 @@ pub(crate) async fn read_json(req: http::Request<Incoming>) -> Result<serde_json
         .map_err(|e| error(StatusCode::BAD_REQUEST, format!("the body is not valid JSON: {e}")))
 }
 
-/// One line of a `traces:batchGet` answer.
-fn trace_line(id: &[u8; 16], found: Result<Option<(TraceSummary, Vec<FullSpan>)>, weft_store::StoreError>) -> Vec<u8> {
+/// One line of a `traces:batchGet` answer; `complete` says every span of the
+/// trace is sealed into blocks, so a client may cache it.
+fn trace_line(
+    id: &[u8; 16],
+    found: Result<Option<(TraceSummary, Vec<FullSpan>, bool)>, weft_store::StoreError>,
+) -> Vec<u8> {
     let v = match found {
-        Ok(Some((summary, spans))) => serde_json::json!({
+        Ok(Some((summary, spans, complete))) => serde_json::json!({
             "traceId": hex(id),
             "found": true,
+            "complete": complete,
             "summary": summary,
             "resourceSpans": to_otlp(spans),
         }),
@@ -214,7 +219,7 @@ pub async fn batch_get(state: Arc<State>, req: http::Request<Incoming>) -> http:
     let store = state.store.clone();
     tokio::task::spawn_blocking(move || {
         for id in ids {
-            if tx.blocking_send(Bytes::from(trace_line(&id, store.trace(&id)))).is_err() {
+            if tx.blocking_send(Bytes::from(trace_line(&id, store.trace_and_completeness(&id)))).is_err() {
                 return; // the client went away
             }
         }

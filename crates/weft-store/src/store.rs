@@ -322,6 +322,16 @@ impl Store {
     /// Every stored span of a trace (blocks, head, being sealed), deduplicated,
     /// with its current summary; `None` if the store has no span of it.
     pub fn trace(&self, trace_id: &[u8; 16]) -> Result<Option<(TraceSummary, Vec<FullSpan>)>, StoreError> {
+        Ok(self.trace_and_completeness(trace_id)?.map(|(summary, spans, _)| (summary, spans)))
+    }
+
+    /// [`Store::trace`], and whether the trace is complete: every span of it is
+    /// in a block (it went `trace_idle` without a new span as of the
+    /// watermark, so a copy of it stays current unless a late span arrives).
+    pub fn trace_and_completeness(
+        &self,
+        trace_id: &[u8; 16],
+    ) -> Result<Option<(TraceSummary, Vec<FullSpan>, bool)>, StoreError> {
         let (blocks, sealing, head) = {
             let _view = self.handoff.read().unwrap_or_else(|e| e.into_inner());
             (self.blocks(), self.sealing(), self.head.get(trace_id))
@@ -356,7 +366,7 @@ impl Store {
             _ => TraceSummary::of(*trace_id, &spans),
         };
         spans.sort_by_key(|s| s.span.start_time_unix_nano);
-        Ok(Some((summary, spans)))
+        Ok(Some((summary, spans, fresh == 0)))
     }
 
     /// Services with spans in the store (blocks, being sealed, head), sorted.
