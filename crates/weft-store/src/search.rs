@@ -35,7 +35,7 @@ use crate::block::{merge_ranges, Block, BlockMeta, MAX_OPERATIONS};
 use crate::matching::{HeadSpan, SpanRows};
 use crate::span::{FullSpan, StoredSpan};
 use crate::store::Store;
-use crate::summary::{SpanFacts, TraceSummary};
+use crate::summary::{hex, SpanFacts, TraceSummary};
 use crate::wire::{self, Scratch};
 use crate::StoreError;
 
@@ -158,7 +158,24 @@ pub struct SearchStats {
     /// "deadline" or "memory".
     #[serde(skip_serializing_if = "Option::is_none")]
     pub stopped: Option<&'static str>,
+    /// Blocks that could not be read (damaged on disk): skipped, so the answer
+    /// lacks their traces; the reasons are in `errors`.
+    #[serde(skip_serializing_if = "is_zero")]
+    pub blocks_unreadable: u64,
+    /// Traces not returned because their data could not be read.
+    #[serde(skip_serializing_if = "is_zero")]
+    pub traces_unreadable: u64,
+    /// What went wrong reading (at most a few).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub errors: Vec<String>,
 }
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
+}
+
+/// Most read errors one answer lists.
+const MAX_ERRORS: usize = 5;
 
 /// How a search ended.
 #[derive(Debug)]
@@ -228,6 +245,8 @@ struct Run<'s, 'f, F: FnMut(Hit) -> bool> {
     stats: SearchStats,
     /// The client went away.
     gone: bool,
+    /// Blocks found unreadable (reported once each).
+    bad_blocks: HashSet<usize>,
 }
 
 impl Store {
@@ -247,6 +266,7 @@ impl Store {
             remaining: q.limit,
             last: None,
             gone: false,
+            bad_blocks: HashSet::new(),
             stats: SearchStats { blocks: blocks.len() as u64, ..Default::default() },
             blocks,
         };
@@ -326,8 +346,12 @@ impl Store {
                 }
             }
             let block = run.blocks[bi].clone();
-            run.scan(bi, &block, &skip)?;
-            run.stats.blocks_scanned += 1;
+            match run.scan(bi, &block, &skip) {
+                Ok(()) => run.stats.blocks_scanned += 1,
+                // A damaged block is skipped and reported; the rest of the
+                // store still answers.
+                Err(e) => run.unreadable(bi, &e),
+            }
             next_block += 1;
         }
         let more_left = run.remaining == 0
@@ -516,7 +540,7 @@ impl<F: FnMut(Hit) -> bool> Run<'_, '_, F> {
             if batch.is_empty() {
                 return Ok(false);
             }
-            for hit in self.load(batch)? {
+            for hit in self.load(batch) {
                 self.last = Some(hit.position);
                 self.remaining -= 1;
                 self.stats.returned += 1;
@@ -528,8 +552,22 @@ impl<F: FnMut(Hit) -> bool> Run<'_, '_, F> {
         }
     }
 
+    /// Notes a block that could not be read; its traces are left out.
+    fn unreadable(&mut self, bi: usize, e: &StoreError) {
+        if !self.bad_blocks.insert(bi) {
+            return;
+        }
+        self.stats.blocks_unreadable += 1;
+        let seq = self.blocks[bi].meta.seq;
+        tracing::warn!(block = seq, error = %e, "a block could not be read; the search skips it");
+        if self.stats.errors.len() < MAX_ERRORS {
+            self.stats.errors.push(format!("block {seq}: {e}"));
+        }
+    }
+
     /// Reads what the view needs of a batch of matches, in bulk per block.
-    fn load(&self, batch: Vec<(Position, Source)>) -> Result<Vec<Hit>, StoreError> {
+    /// Traces whose data cannot be read are left out and counted.
+    fn load(&mut self, batch: Vec<(Position, Source)>) -> Vec<Hit> {
         let spans = self.q.load != Load::Summary;
         // Per block: the positions wanted, read together.
         let mut per_block: HashMap<usize, Vec<usize>> = HashMap::new();
@@ -541,17 +579,28 @@ impl<F: FnMut(Hit) -> bool> Run<'_, '_, F> {
         let mut read: HashMap<(usize, usize), (TraceSummary, Vec<FullSpan>)> = HashMap::new();
         for (bi, mut at) in per_block {
             at.sort_unstable();
-            let b = &self.blocks[bi];
-            let sums = b.summaries_at(&at)?;
-            let mut rows_of = Vec::new();
-            if spans {
-                let ranges: Vec<(usize, usize)> =
-                    at.iter().map(|&i| (b.index[i].first_row as usize, b.index[i].rows as usize)).collect();
-                let mut all = b.spans_at(&merge_ranges(ranges))?.into_iter();
-                for &i in &at {
-                    rows_of.push(all.by_ref().take(b.index[i].rows as usize).collect::<Vec<_>>());
+            let b = self.blocks[bi].clone();
+            let read_block = || -> Result<_, StoreError> {
+                let sums = b.summaries_at(&at)?;
+                let mut rows_of = Vec::new();
+                if spans {
+                    let ranges: Vec<(usize, usize)> =
+                        at.iter().map(|&i| (b.index[i].first_row as usize, b.index[i].rows as usize)).collect();
+                    let mut all = b.spans_at(&merge_ranges(ranges))?.into_iter();
+                    for &i in &at {
+                        rows_of.push(all.by_ref().take(b.index[i].rows as usize).collect::<Vec<_>>());
+                    }
                 }
-            }
+                Ok((sums, rows_of))
+            };
+            let (sums, rows_of) = match read_block() {
+                Ok(r) => r,
+                Err(e) => {
+                    self.stats.traces_unreadable += at.len() as u64;
+                    self.unreadable(bi, &e);
+                    continue;
+                }
+            };
             let mut rows_of = rows_of.into_iter();
             for (i, s) in at.into_iter().zip(sums) {
                 read.insert((bi, i), (s, rows_of.next().unwrap_or_default()));
@@ -566,7 +615,16 @@ impl<F: FnMut(Hit) -> bool> Run<'_, '_, F> {
                 },
                 Source::Whole(summary) => {
                     let all = if spans {
-                        self.store.trace(&summary.trace_id)?.map(|(_, s)| s).unwrap_or_default()
+                        match self.store.trace(&summary.trace_id) {
+                            Ok(t) => t.map(|(_, s)| s).unwrap_or_default(),
+                            Err(e) => {
+                                self.stats.traces_unreadable += 1;
+                                if self.stats.errors.len() < MAX_ERRORS {
+                                    self.stats.errors.push(format!("trace {}: {e}", hex(&summary.trace_id)));
+                                }
+                                continue;
+                            }
+                        }
                     } else {
                         Vec::new()
                     };
@@ -582,7 +640,7 @@ impl<F: FnMut(Hit) -> bool> Run<'_, '_, F> {
             };
             out.push(Hit { summary, spans, position });
         }
-        Ok(out)
+        out
     }
 }
 
@@ -910,5 +968,64 @@ pub(crate) mod tests {
             }
         }
         assert_eq!(got, want.into_iter().map(|(id, _)| id).collect::<Vec<_>>());
+    }
+
+    #[test]
+    fn a_damaged_block_is_skipped_and_reported_and_the_rest_still_answers() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut cfg = StoreConfig::new(dir.path().to_path_buf());
+        cfg.trace_idle = Duration::from_secs(3600);
+        cfg.compact_below_spans = 0;
+        let store = Store::open(cfg, Arc::new(AtomicUsize::new(0)), |_| {}).unwrap();
+        let mut rng = Lcg(7);
+        for block in 0..2u8 {
+            let mut batch = Vec::new();
+            for t in 0..10u8 {
+                let mut id = [block + 1; 16];
+                id[15] = t;
+                let (origin, sp) = span(&mut rng, &id, 0, BASE + u64::from(block) * 1000 * MS, None);
+                batch.push(stored(&origin, &sp));
+            }
+            store.insert(0, BASE, &batch);
+            store.seal(BASE, true).unwrap();
+        }
+        assert_eq!(store.blocks().len(), 2);
+        let first = store.blocks()[0].dir.clone();
+        for f in ["spans.parquet", "traces.parquet"] {
+            let path = first.join(f);
+            let len = std::fs::metadata(&path).unwrap().len() as usize;
+            std::fs::write(&path, vec![0x55u8; len]).unwrap();
+        }
+        for (filter, load) in [("{ span.http.status >= 200 }", Load::AllSpans), ("", Load::Summary)] {
+            let f = Filter::parse(filter).unwrap();
+            let q = Search {
+                start: 0,
+                end: u64::MAX,
+                filter: &f,
+                order: Order::NewestFirst,
+                limit: 100,
+                after: None,
+                load,
+                deadline: Instant::now() + Duration::from_secs(60),
+                max_pending: 1000,
+            };
+            let mut got = Vec::new();
+            let end = d_search(&store, &q, &mut got);
+            assert_eq!(got.len(), 10, "{filter:?}: the undamaged block still answers: {:?}", end.stats);
+            assert!(got.iter().all(|id| id[0] == 2));
+            assert_eq!(end.stats.blocks_unreadable, 1, "{:?}", end.stats);
+            assert!(!end.stats.errors.is_empty());
+            assert_eq!(end.next, None, "the search went past the damaged block");
+        }
+        store.close();
+    }
+
+    fn d_search(store: &Store, q: &Search<'_>, got: &mut Vec<[u8; 16]>) -> SearchEnd {
+        store
+            .search(q, |h| {
+                got.push(h.summary.trace_id);
+                true
+            })
+            .unwrap()
     }
 }
