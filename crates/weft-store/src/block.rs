@@ -46,7 +46,7 @@ use crate::StoreError;
 /// Rows per Parquet row group.
 const ROW_GROUP_ROWS: usize = 64 * 1024;
 /// Rows per data page: small pages let a trace lookup read little.
-const PAGE_ROWS: usize = 2048;
+pub(crate) const PAGE_ROWS: usize = 2048;
 /// Rows built into one Arrow batch before the Parquet writer takes them.
 const BATCH_ROWS: usize = 8192;
 /// (service, span name) pairs a block's metadata lists at most.
@@ -563,6 +563,13 @@ impl Block {
             out.extend(columns::from_batch(&b)?);
         }
         Ok(out)
+    }
+
+    /// Every span row, as the Parquet reader decodes them (batches in row
+    /// order): one sequential pass, for readers that want most of a block.
+    pub fn all_span_batches(&self) -> Result<Vec<RecordBatch>, StoreError> {
+        let total = self.meta.spans as usize;
+        self.read("spans.parquet", &self.spans, &[(0, total)], total, None)
     }
 
     /// The summaries at positions `at` (sorted) of the index.

@@ -16,6 +16,7 @@
 //! Queries (by trace ID, search, export) read the head and the blocks.
 
 pub mod block;
+mod block_rows;
 pub mod columns;
 pub mod head;
 pub mod matching;

@@ -32,6 +32,7 @@ use serde::Serialize;
 use weft_traceql::{Filter, Pruning};
 
 use crate::block::{merge_ranges, Block, BlockMeta, MAX_OPERATIONS};
+use crate::block_rows::{worth_reading_whole, WholeBlock};
 use crate::matching::{HeadSpan, SpanRows};
 use crate::span::{FullSpan, StoredSpan};
 use crate::store::Store;
@@ -580,13 +581,33 @@ impl<F: FnMut(Hit) -> bool> Run<'_, '_, F> {
         for (bi, mut at) in per_block {
             at.sort_unstable();
             let b = self.blocks[bi].clone();
+            let ranges: Vec<(usize, usize)> =
+                at.iter().map(|&i| (b.index[i].first_row as usize, b.index[i].rows as usize)).collect();
+            let store = self.store;
             let read_block = || -> Result<_, StoreError> {
-                let sums = b.summaries_at(&at)?;
+                let cached = store.decoded().get(b.meta.seq);
+                let whole = match cached {
+                    Some(w) => Some(w),
+                    None if spans && worth_reading_whole(&b, &ranges) => {
+                        let w = WholeBlock::read(&b)?;
+                        Some(store.decoded().insert(b.meta.seq, w))
+                    }
+                    None => None,
+                };
                 let mut rows_of = Vec::new();
+                if let Some(w) = whole {
+                    let sums = at.iter().map(|&i| w.summary(i).ok_or_else(|| StoreError::Format("bad index".into())));
+                    let sums = sums.collect::<Result<Vec<_>, _>>()?;
+                    if spans {
+                        for &(from, len) in &ranges {
+                            rows_of.push(w.spans(from, len)?);
+                        }
+                    }
+                    return Ok((sums, rows_of));
+                }
+                let sums = b.summaries_at(&at)?;
                 if spans {
-                    let ranges: Vec<(usize, usize)> =
-                        at.iter().map(|&i| (b.index[i].first_row as usize, b.index[i].rows as usize)).collect();
-                    let mut all = b.spans_at(&merge_ranges(ranges))?.into_iter();
+                    let mut all = b.spans_at(&merge_ranges(ranges.clone()))?.into_iter();
                     for &i in &at {
                         rows_of.push(all.by_ref().take(b.index[i].rows as usize).collect::<Vec<_>>());
                     }

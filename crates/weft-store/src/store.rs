@@ -24,6 +24,7 @@ use std::sync::{mpsc, Arc, Mutex, RwLock};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use crate::block::{self, Block, TraceRows};
+use crate::block_rows::BlockCache;
 use crate::head::{Head, HeadTrace};
 use crate::span::{FullSpan, Origin, StoredSpan};
 use crate::summary::{SpanFacts, TraceSummary};
@@ -129,6 +130,8 @@ pub struct Store {
     pressure: std::sync::atomic::AtomicBool,
     /// What the store did.
     pub stats: StoreStats,
+    /// Blocks decoded whole for searches, kept a little while.
+    decoded: Mutex<BlockCache>,
     release: Box<dyn Fn(u64) + Send + Sync>,
     tx: Mutex<Option<mpsc::Sender<Msg>>>,
     thread: Mutex<Option<std::thread::JoinHandle<()>>>,
@@ -139,6 +142,12 @@ impl std::fmt::Debug for Store {
         f.debug_struct("Store").field("dir", &self.blocks_dir).finish_non_exhaustive()
     }
 }
+
+/// Most bytes of blocks decoded whole for searches the store keeps (see
+/// [`crate::block_rows`]): a few blocks, enough for an export's pages.
+const DECODED_BYTES: usize = 192 << 20;
+/// Decoded blocks unused this long are let go.
+const DECODED_IDLE: Duration = Duration::from_secs(30);
 
 /// How far the wall clock may step back and late spans still find the block
 /// holding their trace's earlier spans.
@@ -228,6 +237,7 @@ impl Store {
             next_seq: AtomicU64::new(max_seq + 1),
             split: RwLock::new(split),
             pressure: std::sync::atomic::AtomicBool::new(false),
+            decoded: Mutex::new(BlockCache::new(DECODED_BYTES)),
             stats,
             release: Box::new(release),
             tx: Mutex::new(None),
@@ -291,6 +301,11 @@ impl Store {
     /// The open blocks, oldest first.
     pub fn blocks(&self) -> Vec<Arc<Block>> {
         self.blocks.read().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    /// Blocks decoded whole for searches.
+    pub(crate) fn decoded(&self) -> std::sync::MutexGuard<'_, BlockCache> {
+        self.decoded.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     /// Traces being sealed right now.
@@ -454,7 +469,12 @@ impl Store {
         let sealing: Arc<HashMap<[u8; 16], HeadTrace>> = Arc::new(taken.into_iter().collect());
         *self.sealing.lock().unwrap_or_else(|e| e.into_inner()) = sealing.clone();
         drop(handoff);
-        let taken: Vec<(&[u8; 16], &HeadTrace)> = sealing.iter().collect();
+        let mut taken: Vec<(&[u8; 16], &HeadTrace)> = sealing.iter().collect();
+        // Split by arrival (close to start time), not at random: the blocks of
+        // one seal then cover successive stretches of time, and a search or
+        // export in time order reads one block at a time instead of all of
+        // them for every page.
+        taken.sort_unstable_by_key(|(id, t)| (t.first_recv, **id));
         let started = Instant::now();
         // One block per 64 Ki spans: decoding is the memory-hungry part of a seal
         // (0.5–2 KB a span), so a big head is written in bounded steps.
@@ -703,6 +723,7 @@ fn sealer(store: std::sync::Weak<Store>, rx: mpsc::Receiver<Msg>) {
         if last_upkeep.elapsed() >= Duration::from_secs(5) {
             last_upkeep = Instant::now();
             store.enforce_retention();
+            store.decoded().expire(DECODED_IDLE);
             match store.compact() {
                 Ok(0) => {}
                 Ok(n) => tracing::debug!(blocks = n, "compacted"),
