@@ -511,39 +511,85 @@ fn bad(what: &str) -> StoreError {
     StoreError::Format(format!("block column {what} has an unexpected type"))
 }
 
-/// Reads a list of `KeyValue` structs at `row`.
-fn read_kvs(list: &ListArray, row: usize) -> Result<Vec<KeyValue>, StoreError> {
-    let offsets = list.value_offsets();
-    let (from, to) = (offsets[row] as usize, offsets[row + 1] as usize);
-    let st = list.values().as_struct_opt().ok_or_else(|| bad("attributes"))?;
-    let key = st.column(0).as_string_opt::<i32>().ok_or_else(|| bad("key"))?;
-    let string = st.column(1).as_string_opt::<i32>().ok_or_else(|| bad("string"))?;
-    let int = st.column(2).as_primitive_opt::<Int64Type>().ok_or_else(|| bad("int"))?;
-    let double = st.column(3).as_primitive_opt::<Float64Type>().ok_or_else(|| bad("double"))?;
-    let boolean = st.column(4).as_boolean_opt().ok_or_else(|| bad("bool"))?;
-    let other = st.column(5).as_binary_opt::<i32>().ok_or_else(|| bad("other"))?;
-    let mut out = Vec::with_capacity(to - from);
-    for i in from..to {
-        let value = if string.is_valid(i) {
-            Some(AnyValue::StringValue(string.value(i).to_owned()))
-        } else if int.is_valid(i) {
-            Some(AnyValue::IntValue(int.value(i)))
-        } else if double.is_valid(i) {
-            Some(AnyValue::DoubleValue(double.value(i)))
-        } else if boolean.is_valid(i) {
-            Some(AnyValue::BoolValue(boolean.value(i)))
-        } else if other.is_valid(i) {
-            Any::decode(other.value(i)).map_err(|e| StoreError::Format(format!("attribute value: {e}")))?.value
-        } else {
-            None
-        };
-        out.push(KeyValue {
-            key: key.value(i).to_owned(),
-            value: value.map(|v| Any { value: Some(v) }),
-            ..Default::default()
-        });
+/// A column of `KeyValue` lists, its struct fields looked up once (they were
+/// looked up per row, which showed in export profiles).
+struct Kvs<'a> {
+    offsets: &'a [i32],
+    key: &'a arrow_array::StringArray,
+    string: &'a arrow_array::StringArray,
+    int: &'a arrow_array::Int64Array,
+    double: &'a arrow_array::Float64Array,
+    boolean: &'a arrow_array::BooleanArray,
+    other: &'a arrow_array::BinaryArray,
+}
+
+impl<'a> Kvs<'a> {
+    fn of(list: &'a ListArray) -> Result<Kvs<'a>, StoreError> {
+        let st = list.values().as_struct_opt().ok_or_else(|| bad("attributes"))?;
+        Ok(Kvs {
+            offsets: list.value_offsets(),
+            key: st.column(0).as_string_opt::<i32>().ok_or_else(|| bad("key"))?,
+            string: st.column(1).as_string_opt::<i32>().ok_or_else(|| bad("string"))?,
+            int: st.column(2).as_primitive_opt::<Int64Type>().ok_or_else(|| bad("int"))?,
+            double: st.column(3).as_primitive_opt::<Float64Type>().ok_or_else(|| bad("double"))?,
+            boolean: st.column(4).as_boolean_opt().ok_or_else(|| bad("bool"))?,
+            other: st.column(5).as_binary_opt::<i32>().ok_or_else(|| bad("other"))?,
+        })
     }
-    Ok(out)
+
+    fn range(&self, row: usize) -> std::ops::Range<usize> {
+        self.offsets[row] as usize..self.offsets[row + 1] as usize
+    }
+
+    /// The list at `row`.
+    fn read(&self, row: usize) -> Result<Vec<KeyValue>, StoreError> {
+        let r = self.range(row);
+        let mut out = Vec::with_capacity(r.len());
+        for i in r {
+            let value = if self.string.is_valid(i) {
+                Some(AnyValue::StringValue(self.string.value(i).to_owned()))
+            } else if self.int.is_valid(i) {
+                Some(AnyValue::IntValue(self.int.value(i)))
+            } else if self.double.is_valid(i) {
+                Some(AnyValue::DoubleValue(self.double.value(i)))
+            } else if self.boolean.is_valid(i) {
+                Some(AnyValue::BoolValue(self.boolean.value(i)))
+            } else if self.other.is_valid(i) {
+                Any::decode(self.other.value(i)).map_err(|e| StoreError::Format(format!("attribute value: {e}")))?.value
+            } else {
+                None
+            };
+            out.push(KeyValue {
+                key: self.key.value(i).to_owned(),
+                value: value.map(|v| Any { value: Some(v) }),
+                ..Default::default()
+            });
+        }
+        Ok(out)
+    }
+
+    /// Whether the lists at rows `a` and `b` are the same, compared in place.
+    fn same(&self, a: usize, b: usize) -> bool {
+        let (ra, rb) = (self.range(a), self.range(b));
+        ra.len() == rb.len()
+            && ra.zip(rb).all(|(i, j)| {
+                self.key.value(i) == self.key.value(j)
+                    && opt(self.string, i) == opt(self.string, j)
+                    && self.int.is_valid(i) == self.int.is_valid(j)
+                    && (!self.int.is_valid(i) || self.int.value(i) == self.int.value(j))
+                    && self.double.is_valid(i) == self.double.is_valid(j)
+                    && (!self.double.is_valid(i) || self.double.value(i).to_bits() == self.double.value(j).to_bits())
+                    && self.boolean.is_valid(i) == self.boolean.is_valid(j)
+                    && (!self.boolean.is_valid(i) || self.boolean.value(i) == self.boolean.value(j))
+                    && self.other.is_valid(i) == self.other.is_valid(j)
+                    && (!self.other.is_valid(i) || self.other.value(i) == self.other.value(j))
+            })
+    }
+}
+
+/// The string at `i`, if set.
+fn opt(a: &arrow_array::StringArray, i: usize) -> Option<&str> {
+    a.is_valid(i).then(|| a.value(i))
 }
 
 fn kv_list_col(batch: &RecordBatch, c: usize) -> Result<&ListArray, StoreError> {
@@ -580,43 +626,51 @@ pub fn from_batch(batch: &RecordBatch) -> Result<Vec<FullSpan>, StoreError> {
     let duration = batch.column(col::DURATION).as_primitive_opt::<Int64Type>().ok_or_else(|| bad("duration_ns"))?;
     let (status_code, status_message) = (i32s(col::STATUS_CODE)?, string(col::STATUS_MESSAGE)?);
     let (trace_state, flags) = (string(col::TRACE_STATE)?, u32s(col::FLAGS)?);
-    let attributes = kv_list_col(batch, col::ATTRIBUTES)?;
+    let attributes = Kvs::of(kv_list_col(batch, col::ATTRIBUTES)?)?;
     let events = kv_list_col(batch, col::EVENTS)?;
     let ev = events.values().as_struct_opt().ok_or_else(|| bad("events"))?;
     let ev_time = ev.column(0).as_primitive_opt::<TimestampNanosecondType>().ok_or_else(|| bad("events.time"))?;
     let ev_name = ev.column(1).as_string_opt::<i32>().ok_or_else(|| bad("events.name"))?;
-    let ev_attrs = ev.column(2).as_list_opt::<i32>().ok_or_else(|| bad("events.attributes"))?;
+    let ev_attrs = Kvs::of(ev.column(2).as_list_opt::<i32>().ok_or_else(|| bad("events.attributes"))?)?;
     let ev_dropped = ev.column(3).as_primitive_opt::<UInt32Type>().ok_or_else(|| bad("events.dropped"))?;
     let links = kv_list_col(batch, col::LINKS)?;
     let ln = links.values().as_struct_opt().ok_or_else(|| bad("links"))?;
     let ln_trace = ln.column(0).as_fixed_size_binary_opt().ok_or_else(|| bad("links.trace_id"))?;
     let ln_span = ln.column(1).as_fixed_size_binary_opt().ok_or_else(|| bad("links.span_id"))?;
     let ln_state = ln.column(2).as_string_opt::<i32>().ok_or_else(|| bad("links.trace_state"))?;
-    let ln_attrs = ln.column(3).as_list_opt::<i32>().ok_or_else(|| bad("links.attributes"))?;
+    let ln_attrs = Kvs::of(ln.column(3).as_list_opt::<i32>().ok_or_else(|| bad("links.attributes"))?)?;
     let ln_dropped = ln.column(4).as_primitive_opt::<UInt32Type>().ok_or_else(|| bad("links.dropped"))?;
     let ln_flags = ln.column(5).as_primitive_opt::<UInt32Type>().ok_or_else(|| bad("links.flags"))?;
     let dropped = [u32s(col::DROPPED_ATTRIBUTES)?, u32s(col::DROPPED_EVENTS)?, u32s(col::DROPPED_LINKS)?];
-    let resource = kv_list_col(batch, col::RESOURCE_ATTRIBUTES)?;
+    let resource = Kvs::of(kv_list_col(batch, col::RESOURCE_ATTRIBUTES)?)?;
     let (scope_name, scope_version) = (string(col::SCOPE_NAME)?, string(col::SCOPE_VERSION)?);
-    let scope_attrs = kv_list_col(batch, col::SCOPE_ATTRIBUTES)?;
+    let scope_attrs = Kvs::of(kv_list_col(batch, col::SCOPE_ATTRIBUTES)?)?;
 
     let mut out = Vec::with_capacity(batch.num_rows());
     let mut last: Option<Arc<Origin>> = None;
     for i in 0..batch.num_rows() {
-        let origin = Origin {
-            service: Arc::from(service.value(i)),
-            resource: read_kvs(resource, i)?,
-            scope: InstrumentationScope {
-                name: scope_name.value(i).to_owned(),
-                version: scope_version.value(i).to_owned(),
-                attributes: read_kvs(scope_attrs, i)?,
-                dropped_attributes_count: 0,
-            },
-        };
+        // Rows of one origin are usually adjacent: compare in place, and
+        // build (allocate) an origin only when it changes.
+        let same_as_last = i > 0
+            && last.is_some()
+            && service.value(i) == service.value(i - 1)
+            && opt(scope_name, i) == opt(scope_name, i - 1)
+            && opt(scope_version, i) == opt(scope_version, i - 1)
+            && resource.same(i, i - 1)
+            && scope_attrs.same(i, i - 1);
         let origin = match &last {
-            Some(o) if **o == origin => o.clone(),
+            Some(o) if same_as_last => o.clone(),
             _ => {
-                let o = Arc::new(origin);
+                let o = Arc::new(Origin {
+                    service: Arc::from(service.value(i)),
+                    resource: resource.read(i)?,
+                    scope: InstrumentationScope {
+                        name: scope_name.value(i).to_owned(),
+                        version: scope_version.value(i).to_owned(),
+                        attributes: scope_attrs.read(i)?,
+                        dropped_attributes_count: 0,
+                    },
+                });
                 last = Some(o.clone());
                 o
             }
@@ -627,7 +681,7 @@ pub fn from_batch(batch: &RecordBatch) -> Result<Vec<FullSpan>, StoreError> {
             span_events.push(Event {
                 time_unix_nano: ev_time.value(e) as u64,
                 name: ev_name.value(e).to_owned(),
-                attributes: read_kvs(ev_attrs, e)?,
+                attributes: ev_attrs.read(e)?,
                 dropped_attributes_count: ev_dropped.value(e),
             });
         }
@@ -637,7 +691,7 @@ pub fn from_batch(batch: &RecordBatch) -> Result<Vec<FullSpan>, StoreError> {
                 trace_id: ln_trace.value(l).to_vec(),
                 span_id: ln_span.value(l).to_vec(),
                 trace_state: opt_str(ln_state, l),
-                attributes: read_kvs(ln_attrs, l)?,
+                attributes: ln_attrs.read(l)?,
                 dropped_attributes_count: ln_dropped.value(l),
                 flags: ln_flags.value(l),
             });
@@ -655,7 +709,7 @@ pub fn from_batch(batch: &RecordBatch) -> Result<Vec<FullSpan>, StoreError> {
             kind: kind.value(i),
             start_time_unix_nano: start_ns,
             end_time_unix_nano: start_ns.wrapping_add(duration.value(i) as u64),
-            attributes: read_kvs(attributes, i)?,
+            attributes: attributes.read(i)?,
             dropped_attributes_count: dropped[0].value(i),
             events: span_events,
             dropped_events_count: dropped[1].value(i),
