@@ -28,6 +28,7 @@ use weft_store::{FullSpan, TraceSummary};
 
 use crate::http::Body;
 use crate::metrics::Refusal;
+use crate::otlp_json;
 use crate::State;
 
 /// Most trace IDs one `traces:batchGet` may ask for.
@@ -117,14 +118,15 @@ pub async fn trace(state: Arc<State>, req: http::Request<Incoming>, id: &str) ->
         }
         Err(e) => return error(StatusCode::INTERNAL_SERVER_ERROR, format!("lookup failed: {e}")),
     };
-    let data = TracesData { resource_spans: to_otlp(spans) };
     if protobuf {
+        let data = TracesData { resource_spans: to_otlp(spans) };
         body_response(StatusCode::OK, data.encode_to_vec(), "application/x-protobuf")
     } else {
-        match serde_json::to_vec(&data) {
-            Ok(b) => body_response(StatusCode::OK, b, "application/json"),
-            Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, format!("could not encode the trace: {e}")),
-        }
+        let mut out = Vec::with_capacity(spans.len() * 1024);
+        out.extend_from_slice(b"{\"resourceSpans\":");
+        otlp_json::resource_spans(&mut out, &spans);
+        out.push(b'}');
+        body_response(StatusCode::OK, out, "application/json")
     }
 }
 
@@ -176,18 +178,29 @@ fn trace_line(
     id: &[u8; 16],
     found: Result<Option<(TraceSummary, Vec<FullSpan>, bool)>, weft_store::StoreError>,
 ) -> Vec<u8> {
-    let v = match found {
-        Ok(Some((summary, spans, complete))) => serde_json::json!({
-            "traceId": hex(id),
-            "found": true,
-            "complete": complete,
-            "summary": summary,
-            "resourceSpans": to_otlp(spans),
-        }),
-        Ok(None) => serde_json::json!({ "traceId": hex(id), "found": false }),
-        Err(e) => serde_json::json!({ "traceId": hex(id), "found": false, "error": e.to_string() }),
+    let mut line = match found {
+        Ok(Some((summary, spans, complete))) => {
+            let mut out = Vec::with_capacity(256 + spans.len() * 1024);
+            out.extend_from_slice(b"{\"traceId\":\"");
+            out.extend_from_slice(hex(id).as_bytes());
+            out.extend_from_slice(if complete {
+                b"\",\"found\":true,\"complete\":true,\"summary\":"
+            } else {
+                b"\",\"found\":true,\"complete\":false,\"summary\":"
+            });
+            if serde_json::to_writer(&mut out, &summary).is_err() {
+                out.extend_from_slice(b"null");
+            }
+            out.extend_from_slice(b",\"resourceSpans\":");
+            otlp_json::resource_spans(&mut out, &spans);
+            out.push(b'}');
+            out
+        }
+        Ok(None) => serde_json::json!({ "traceId": hex(id), "found": false }).to_string().into_bytes(),
+        Err(e) => {
+            serde_json::json!({ "traceId": hex(id), "found": false, "error": e.to_string() }).to_string().into_bytes()
+        }
     };
-    let mut line = v.to_string().into_bytes();
     line.push(b'\n');
     line
 }

@@ -28,8 +28,9 @@ use weft_store::search::{Hit, Load, Order, Position, Search, SearchEnd};
 use weft_store::summary::{hex, unhex};
 use weft_traceql::Filter;
 
-use crate::api::{error, read_json, to_otlp, Stream};
+use crate::api::{error, read_json, Stream};
 use crate::http::Body;
+use crate::otlp_json;
 use crate::State;
 
 /// Searches running at once; the rest are told to come back.
@@ -46,10 +47,8 @@ const MAX_TIMEOUT: Duration = Duration::from_secs(300);
 const DEFAULT_WINDOW: Duration = Duration::from_secs(3600);
 /// Matches held at once while waiting for their turn (about 200 bytes each).
 const MAX_PENDING: usize = 200_000;
-/// Lines buffered ahead of a slow reader.
+/// Chunks buffered ahead of a slow reader.
 const STREAM_CHUNKS: usize = 16;
-/// Compressed output is flushed to the client at least this often (bytes of input).
-const GZIP_FLUSH: usize = 64 << 10;
 
 /// A time as the body may give it.
 #[derive(Debug, Deserialize)]
@@ -213,38 +212,64 @@ fn check(body: QueryBody) -> Result<Request, String> {
 }
 
 /// Where answer lines go: the channel to the client, gzip-compressed or not.
+/// Lines are gathered into chunks of about [`CHUNK_BYTES`] (one channel send
+/// per span line cost more than encoding it), but a chunk never waits longer
+/// than [`CHUNK_WAIT`], so a slow search still streams what it has found.
 struct Sink {
     tx: tokio::sync::mpsc::Sender<Bytes>,
     gzip: Option<flate2::write::GzEncoder<Vec<u8>>>,
+    buf: Vec<u8>,
+    since: Instant,
 }
 
+/// Bytes gathered before a chunk goes out.
+const CHUNK_BYTES: usize = 256 << 10;
+/// Longest a line waits in a chunk.
+const CHUNK_WAIT: Duration = Duration::from_millis(50);
+
 impl Sink {
+    fn new(tx: tokio::sync::mpsc::Sender<Bytes>, gzip: bool) -> Sink {
+        let gzip = gzip.then(|| flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast()));
+        Sink { tx, gzip, buf: Vec::with_capacity(CHUNK_BYTES + (64 << 10)), since: Instant::now() }
+    }
+
     /// Sends a line; `false` if the client has gone.
     fn line(&mut self, line: &[u8]) -> bool {
-        match &mut self.gzip {
+        let held = match &mut self.gzip {
             None => {
-                let mut b = Vec::with_capacity(line.len() + 1);
-                b.extend_from_slice(line);
-                b.push(b'\n');
-                self.tx.blocking_send(Bytes::from(b)).is_ok()
+                self.buf.extend_from_slice(line);
+                self.buf.push(b'\n');
+                self.buf.len()
             }
             Some(z) => {
                 if z.write_all(line).and_then(|_| z.write_all(b"\n")).is_err() {
                     return false;
                 }
-                if z.get_ref().len() >= GZIP_FLUSH / 4 {
-                    let chunk = std::mem::take(z.get_mut());
-                    return self.tx.blocking_send(Bytes::from(chunk)).is_ok();
-                }
-                true
+                z.get_ref().len() * 4
             }
+        };
+        if held >= CHUNK_BYTES || self.since.elapsed() >= CHUNK_WAIT {
+            return self.flush();
         }
+        true
     }
 
-    fn finish(self) {
-        if let Some(z) = self.gzip {
-            if let Ok(rest) = z.finish() {
-                let _ = self.tx.blocking_send(Bytes::from(rest));
+    /// Sends what is gathered.
+    fn flush(&mut self) -> bool {
+        self.since = Instant::now();
+        let chunk = match &mut self.gzip {
+            None => std::mem::replace(&mut self.buf, Vec::with_capacity(CHUNK_BYTES + (64 << 10))),
+            Some(z) => std::mem::take(z.get_mut()),
+        };
+        chunk.is_empty() || self.tx.blocking_send(Bytes::from(chunk)).is_ok()
+    }
+
+    fn finish(mut self) {
+        if self.flush() {
+            if let Some(z) = self.gzip {
+                if let Ok(rest) = z.finish() {
+                    let _ = self.tx.blocking_send(Bytes::from(rest));
+                }
             }
         }
     }
@@ -263,45 +288,46 @@ fn wants_gzip(req: &http::Request<Incoming>) -> bool {
 
 /// One trace line.
 fn trace_line(hit: Hit, full: bool) -> Vec<u8> {
-    /// Serialised straight to bytes: going through `serde_json::Value` first
-    /// cost more than reading the spans from the blocks in full exports.
-    #[derive(serde::Serialize)]
-    #[serde(rename_all = "camelCase")]
-    struct Line<'a> {
-        trace_id: String,
-        summary: &'a weft_store::TraceSummary,
-        #[serde(skip_serializing_if = "Option::is_none")]
-        resource_spans: Option<Vec<opentelemetry_proto::tonic::trace::v1::ResourceSpans>>,
+    let mut out = Vec::with_capacity(if full { 512 + hit.spans.len() * 1024 } else { 512 });
+    out.extend_from_slice(b"{\"traceId\":\"");
+    out.extend_from_slice(hex(&hit.summary.trace_id).as_bytes());
+    out.extend_from_slice(b"\",\"summary\":");
+    if serde_json::to_writer(&mut out, &hit.summary).is_err() {
+        out.extend_from_slice(b"null");
     }
-    let line = Line {
-        trace_id: hex(&hit.summary.trace_id),
-        summary: &hit.summary,
-        resource_spans: full.then(|| to_otlp(hit.spans)),
-    };
-    serde_json::to_vec(&line).unwrap_or_default()
+    if full {
+        out.extend_from_slice(b",\"resourceSpans\":");
+        otlp_json::resource_spans(&mut out, &hit.spans);
+    }
+    out.push(b'}');
+    out
 }
 
 /// The span lines of a trace: each OTLP span with its resource, scope and
 /// the trace's summary fields beside it.
 fn span_lines(hit: Hit, sink: &mut Sink) -> bool {
     let s = &hit.summary;
-    for fs in hit.spans {
-        let mut v = serde_json::to_value(&fs.span).unwrap_or_default();
-        if let Some(o) = v.as_object_mut() {
-            o.insert("service".into(), fs.origin.service.as_ref().into());
-            o.insert(
-                "resource".into(),
-                serde_json::json!({ "attributes": serde_json::to_value(&fs.origin.resource).unwrap_or_default() }),
-            );
-            o.insert("scope".into(), serde_json::to_value(&fs.origin.scope).unwrap_or_default());
-            o.insert("traceRootService".into(), s.root_service.clone().into());
-            o.insert("traceRootName".into(), s.root_name.clone().into());
-            o.insert("traceStartTimeUnixNano".into(), s.start.to_string().into());
-            o.insert("traceDurationNanos".into(), s.duration.to_string().into());
-            o.insert("traceSpanCount".into(), s.span_count.into());
-            o.insert("traceErrorCount".into(), s.error_count.into());
-        }
-        if !sink.line(v.to_string().as_bytes()) {
+    let mut line = Vec::with_capacity(2048);
+    for fs in &hit.spans {
+        line.clear();
+        line.push(b'{');
+        otlp_json::span_fields(&mut line, &fs.span);
+        line.extend_from_slice(b",\"service\":");
+        otlp_json::string(&mut line, &fs.origin.service);
+        line.extend_from_slice(b",\"resource\":{\"attributes\":");
+        otlp_json::key_values(&mut line, &fs.origin.resource);
+        line.extend_from_slice(b"},\"scope\":");
+        otlp_json::scope(&mut line, &fs.origin.scope);
+        line.extend_from_slice(b",\"traceRootService\":");
+        otlp_json::string(&mut line, &s.root_service);
+        line.extend_from_slice(b",\"traceRootName\":");
+        otlp_json::string(&mut line, &s.root_name);
+        let _ = write!(
+            line,
+            ",\"traceStartTimeUnixNano\":\"{}\",\"traceDurationNanos\":\"{}\",\"traceSpanCount\":{},\"traceErrorCount\":{}}}",
+            s.start, s.duration, s.span_count, s.error_count
+        );
+        if !sink.line(&line) {
             return false;
         }
     }
@@ -335,8 +361,7 @@ pub async fn query(state: Arc<State>, req: http::Request<Incoming>, lines: Lines
     let store = state.store.clone();
     tokio::task::spawn_blocking(move || {
         let _permit = permit;
-        let gz = gzip.then(|| flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast()));
-        let mut sink = Sink { tx, gzip: gz };
+        let mut sink = Sink::new(tx, gzip);
         let load = match (lines, r.full) {
             (Lines::Spans, _) => Load::MatchedSpans,
             (Lines::Traces, true) => Load::AllSpans,
