@@ -90,7 +90,14 @@ try:
             break
         time.sleep(0.5)
     fill_s = time.time() - fill_started
-    time.sleep(3)  # let a compaction that is due finish
+    # Measure a settled store: wait until compaction (every 5 s) has nothing
+    # left to merge, so that it does not run beside the measurements.
+    stable_since, blocks_seen = time.time(), None
+    while time.time() - stable_since < 12:
+        n = get_json(http_addr, "/weft/v1/stats")["store"]["blocks"]
+        if n != blocks_seen:
+            stable_since, blocks_seen = time.time(), n
+        time.sleep(1)
     st = get_json(http_addr, "/weft/v1/stats")
     blocks = os.path.join(data, "blocks")
     block_bytes = sum(os.path.getsize(os.path.join(d, f)) for d, _, fs in os.walk(blocks) for f in fs)

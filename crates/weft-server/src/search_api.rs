@@ -235,14 +235,26 @@ impl Sink {
 
     /// Sends a line; `false` if the client has gone.
     fn line(&mut self, line: &[u8]) -> bool {
+        self.write_line(|out| out.extend_from_slice(line))
+    }
+
+    /// Sends the line `write` writes, straight into the chunk being gathered
+    /// when not compressing (a full export is gigabytes: each copy shows).
+    fn write_line(&mut self, write: impl FnOnce(&mut Vec<u8>)) -> bool {
         let held = match &mut self.gzip {
             None => {
-                self.buf.extend_from_slice(line);
+                write(&mut self.buf);
                 self.buf.push(b'\n');
                 self.buf.len()
             }
             Some(z) => {
-                if z.write_all(line).and_then(|_| z.write_all(b"\n")).is_err() {
+                let mut line = std::mem::take(&mut self.buf);
+                line.clear();
+                write(&mut line);
+                line.push(b'\n');
+                let ok = z.write_all(&line).is_ok();
+                self.buf = line;
+                if !ok {
                     return false;
                 }
                 z.get_ref().len() * 4
@@ -286,52 +298,46 @@ fn wants_gzip(req: &http::Request<Incoming>) -> bool {
     })
 }
 
-/// One trace line.
-fn trace_line(hit: Hit, full: bool) -> Vec<u8> {
-    let mut out = Vec::with_capacity(if full { 512 + hit.spans.len() * 1024 } else { 512 });
+/// Writes one trace line.
+fn trace_line(out: &mut Vec<u8>, hit: &Hit, full: bool) {
     out.extend_from_slice(b"{\"traceId\":\"");
     out.extend_from_slice(hex(&hit.summary.trace_id).as_bytes());
     out.extend_from_slice(b"\",\"summary\":");
-    if serde_json::to_writer(&mut out, &hit.summary).is_err() {
+    if serde_json::to_writer(&mut *out, &hit.summary).is_err() {
         out.extend_from_slice(b"null");
     }
     if full {
         out.extend_from_slice(b",\"resourceSpans\":");
-        otlp_json::resource_spans(&mut out, &hit.spans);
+        otlp_json::resource_spans(out, &hit.spans);
     }
     out.push(b'}');
-    out
 }
 
 /// The span lines of a trace: each OTLP span with its resource, scope and
 /// the trace's summary fields beside it.
 fn span_lines(hit: Hit, sink: &mut Sink) -> bool {
     let s = &hit.summary;
-    let mut line = Vec::with_capacity(2048);
-    for fs in &hit.spans {
-        line.clear();
-        line.push(b'{');
-        otlp_json::span_fields(&mut line, &fs.span);
-        line.extend_from_slice(b",\"service\":");
-        otlp_json::string(&mut line, &fs.origin.service);
-        line.extend_from_slice(b",\"resource\":{\"attributes\":");
-        otlp_json::key_values(&mut line, &fs.origin.resource);
-        line.extend_from_slice(b"},\"scope\":");
-        otlp_json::scope(&mut line, &fs.origin.scope);
-        line.extend_from_slice(b",\"traceRootService\":");
-        otlp_json::string(&mut line, &s.root_service);
-        line.extend_from_slice(b",\"traceRootName\":");
-        otlp_json::string(&mut line, &s.root_name);
-        let _ = write!(
-            line,
-            ",\"traceStartTimeUnixNano\":\"{}\",\"traceDurationNanos\":\"{}\",\"traceSpanCount\":{},\"traceErrorCount\":{}}}",
-            s.start, s.duration, s.span_count, s.error_count
-        );
-        if !sink.line(&line) {
-            return false;
-        }
-    }
-    true
+    hit.spans.iter().all(|fs| {
+        sink.write_line(|line| {
+            line.push(b'{');
+            otlp_json::span_fields(line, &fs.span);
+            line.extend_from_slice(b",\"service\":");
+            otlp_json::string(line, &fs.origin.service);
+            line.extend_from_slice(b",\"resource\":{\"attributes\":");
+            otlp_json::key_values(line, &fs.origin.resource);
+            line.extend_from_slice(b"},\"scope\":");
+            otlp_json::scope(line, &fs.origin.scope);
+            line.extend_from_slice(b",\"traceRootService\":");
+            otlp_json::string(line, &s.root_service);
+            line.extend_from_slice(b",\"traceRootName\":");
+            otlp_json::string(line, &s.root_name);
+            let _ = write!(
+                line,
+                ",\"traceStartTimeUnixNano\":\"{}\",\"traceDurationNanos\":\"{}\",\"traceSpanCount\":{},\"traceErrorCount\":{}}}",
+                s.start, s.duration, s.span_count, s.error_count
+            );
+        })
+    })
 }
 
 /// `POST /weft/v1/traces:query` and `POST /weft/v1/spans:query`.
@@ -382,7 +388,7 @@ pub async fn query(state: Arc<State>, req: http::Request<Incoming>, lines: Lines
         let result = store.search(&q, |hit| {
             last = Some(hit.position);
             match lines {
-                Lines::Traces => sink.line(&trace_line(hit, r.full)),
+                Lines::Traces => sink.write_line(|out| trace_line(out, &hit, r.full)),
                 Lines::Spans => span_lines(hit, &mut sink),
             }
         });

@@ -228,12 +228,9 @@ fn window(a: &SearchArgs) -> Result<(serde_json::Value, serde_json::Value)> {
 }
 
 /// The fields of an answer line that paging needs.
-#[derive(Deserialize)]
-#[serde(rename_all = "camelCase")]
+#[derive(Default)]
 struct LineHead<'a> {
-    #[serde(borrow)]
     trace_id: Option<std::borrow::Cow<'a, str>>,
-    #[serde(borrow)]
     span_id: Option<std::borrow::Cow<'a, str>>,
     summary: Option<SpanCount>,
 }
@@ -243,6 +240,55 @@ struct LineHead<'a> {
 struct SpanCount {
     #[serde(default)]
     span_count: u64,
+}
+
+/// Marks the early stop of [`LineHead::read`] (not an error).
+const STOP_AT_SPANS: &str = "weft: stop before resourceSpans";
+
+impl<'a> LineHead<'a> {
+    /// Reads the fields paging needs. A trace line ends with its spans,
+    /// most of its bytes: reading stops at their key once the trace ID is
+    /// known, instead of scanning them (which took most of a core during
+    /// full exports). Everything before is read and checked as JSON.
+    fn read(line: &'a [u8]) -> serde_json::Result<LineHead<'a>> {
+        use serde::de::{Deserializer as _, Error as _, IgnoredAny, MapAccess, Visitor};
+
+        #[derive(Deserialize)]
+        struct Text<'a>(#[serde(borrow)] std::borrow::Cow<'a, str>);
+
+        struct Fields<'h, 'a>(&'h mut LineHead<'a>);
+
+        impl<'de> Visitor<'de> for Fields<'_, 'de> {
+            type Value = ();
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a JSON object")
+            }
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
+                while let Some(key) = map.next_key::<Text<'de>>()? {
+                    match key.0.as_ref() {
+                        "traceId" => self.0.trace_id = Some(map.next_value::<Text<'de>>()?.0),
+                        "spanId" => self.0.span_id = Some(map.next_value::<Text<'de>>()?.0),
+                        "summary" => self.0.summary = Some(map.next_value()?),
+                        "resourceSpans" if self.0.trace_id.is_some() && self.0.summary.is_some() => {
+                            return Err(A::Error::custom(STOP_AT_SPANS))
+                        }
+                        _ => {
+                            map.next_value::<IgnoredAny>()?;
+                        }
+                    }
+                }
+                Ok(())
+            }
+        }
+
+        let mut head = LineHead::default();
+        let mut de = serde_json::Deserializer::from_slice(line);
+        match de.deserialize_map(Fields(&mut head)) {
+            Ok(()) => de.end().map(|()| head),
+            Err(e) if e.to_string().starts_with(STOP_AT_SPANS) => Ok(head),
+            Err(e) => Err(e),
+        }
+    }
 }
 
 /// The last line of a search answer.
@@ -302,7 +348,7 @@ async fn search(client: &Client, a: SearchArgs, rows: Rows, policy: Policy, ui: 
                     if control.is_some() {
                         bail!("the server sent a line after the last one");
                     }
-                    let head: LineHead = serde_json::from_slice(line)
+                    let head = LineHead::read(line)
                         .map_err(|e| anyhow!("the server sent a line that is not JSON: {e}"))?;
                     let Some(trace_id) = head.trace_id else {
                         control =
@@ -516,8 +562,7 @@ async fn batch_get(client: &Client, ids: Vec<String>, policy: Policy, ui: &Ui) -
                     if line.is_empty() {
                         return Ok(());
                     }
-                    let head: LineHead =
-                        serde_json::from_slice(line).map_err(|e| anyhow!("a batchGet line is not JSON: {e}"))?;
+                    let head = LineHead::read(line).map_err(|e| anyhow!("a batchGet line is not JSON: {e}"))?;
                     let want =
                         ids.get(lines.len()).ok_or_else(|| anyhow!("the server answered more IDs than asked"))?;
                     if head.trace_id.as_deref() != Some(want.as_str()) {
@@ -563,6 +608,25 @@ mod tests {
         assert_eq!(normalise_id(" 0123456789abcdef0123456789abcdef\n").unwrap(), "0123456789abcdef0123456789abcdef");
         for bad in ["", "xyz", "0123", "0123456789abcdef0", "0123456789abcdeg", "../../etc/passwd"] {
             assert!(normalise_id(bad).unwrap_err().to_string().contains("not a trace ID"), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn line_heads_stop_before_the_spans_and_refuse_bad_json() {
+        // The spans are not read (here they are not even JSON).
+        let h = LineHead::read(br#"{"traceId":"ab","summary":{"spanCount":3,"rootName":"x"},"resourceSpans":[not json"#)
+            .unwrap();
+        assert_eq!((h.trace_id.as_deref(), h.summary.map(|s| s.span_count)), (Some("ab"), Some(3)));
+        // Span lines and last lines are read whole.
+        let h = LineHead::read(br#"{"traceId":"ab","spanId":"cd","name":"\"q\"","attributes":[]}"#).unwrap();
+        assert_eq!((h.trace_id.as_deref(), h.span_id.as_deref()), (Some("ab"), Some("cd")));
+        let h = LineHead::read(br#"{"nextCursor":null,"stats":{}}"#).unwrap();
+        assert!(h.trace_id.is_none());
+        // Spans before the summary: read on, so nothing is missed.
+        let h = LineHead::read(br#"{"traceId":"ab","resourceSpans":[],"summary":{"spanCount":2}}"#).unwrap();
+        assert_eq!(h.summary.map(|s| s.span_count), Some(2));
+        for bad in [&b"{"[..], b"[1]", b"{\"traceId\":1}", b"{\"traceId\":\"ab\"} x", b"", b"\xff"] {
+            assert!(LineHead::read(bad).is_err(), "{:?}", String::from_utf8_lossy(bad));
         }
     }
 
