@@ -20,15 +20,14 @@ use bytes::Bytes;
 use http::{HeaderValue, StatusCode};
 use http_body_util::{BodyExt, Full, Limited};
 use hyper::body::{Frame, Incoming};
-use opentelemetry_proto::tonic::resource::v1::Resource;
-use opentelemetry_proto::tonic::trace::v1::{ResourceSpans, ScopeSpans, TracesData};
+use opentelemetry_proto::tonic::trace::v1::TracesData;
 use prost::Message;
+use weft_store::otlp_json::{self, to_otlp};
 use weft_store::summary::{hex, unhex};
 use weft_store::{FullSpan, TraceSummary};
 
 use crate::http::Body;
 use crate::metrics::Refusal;
-use crate::otlp_json;
 use crate::State;
 
 /// Most trace IDs one `traces:batchGet` may ask for.
@@ -66,30 +65,6 @@ pub fn parse_trace_id(s: &str) -> Result<[u8; 16], String> {
     let mut id = [0u8; 16];
     id[16 - bytes.len()..].copy_from_slice(&bytes);
     Ok(id)
-}
-
-/// Groups spans by their resource and scope into OTLP `ResourceSpans`.
-pub fn to_otlp(spans: Vec<FullSpan>) -> Vec<ResourceSpans> {
-    let mut out: Vec<(Arc<weft_store::Origin>, ResourceSpans)> = Vec::new();
-    for s in spans {
-        let at = match out.iter().position(|(o, _)| Arc::ptr_eq(o, &s.origin) || **o == *s.origin) {
-            Some(i) => i,
-            None => {
-                let o = &s.origin;
-                out.push((
-                    o.clone(),
-                    ResourceSpans {
-                        resource: Some(Resource { attributes: o.resource.clone(), ..Default::default() }),
-                        scope_spans: vec![ScopeSpans { scope: Some(o.scope.clone()), ..Default::default() }],
-                        ..Default::default()
-                    },
-                ));
-                out.len() - 1
-            }
-        };
-        out[at].1.scope_spans[0].spans.push(s.span);
-    }
-    out.into_iter().map(|(_, rs)| rs).collect()
 }
 
 fn wants_protobuf(req: &http::Request<Incoming>) -> bool {

@@ -21,7 +21,6 @@ pub mod config;
 pub mod decode;
 pub mod http;
 pub mod metrics;
-pub mod otlp_json;
 pub mod search_api;
 pub mod shards;
 pub mod tags_api;

@@ -30,8 +30,8 @@ use weft_traceql::Filter;
 
 use crate::api::{error, read_json, Stream};
 use crate::http::Body;
-use crate::otlp_json;
 use crate::State;
+use weft_store::otlp_json;
 
 /// Searches running at once; the rest are told to come back.
 pub const MAX_CONCURRENT: usize = 4;
@@ -307,8 +307,16 @@ fn trace_line(out: &mut Vec<u8>, hit: &Hit, full: bool) {
         out.extend_from_slice(b"null");
     }
     if full {
+        let at = out.len();
         out.extend_from_slice(b",\"resourceSpans\":");
-        otlp_json::resource_spans(out, &hit.spans);
+        if hit.rows.is_empty() {
+            otlp_json::resource_spans(out, &hit.spans);
+        } else if let Err(e) = otlp_json::resource_spans_of_rows(out, &hit.rows) {
+            // Damaged rows: the trace line says so instead of holding half a span.
+            out.truncate(at);
+            out.extend_from_slice(b",\"error\":");
+            otlp_json::string(out, &format!("its spans could not be read: {e}"));
+        }
     }
     out.push(b'}');
 }
@@ -370,7 +378,7 @@ pub async fn query(state: Arc<State>, req: http::Request<Incoming>, lines: Lines
         let mut sink = Sink::new(tx, gzip);
         let load = match (lines, r.full) {
             (Lines::Spans, _) => Load::MatchedSpans,
-            (Lines::Traces, true) => Load::AllSpans,
+            (Lines::Traces, true) => Load::AllRows,
             (Lines::Traces, false) => Load::Summary,
         };
         let q = Search {

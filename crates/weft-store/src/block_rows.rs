@@ -58,12 +58,11 @@ impl WholeBlock {
         self.sums.get(i).cloned()
     }
 
-    /// The spans in rows `from..from + len`.
-    pub(crate) fn spans(&self, from: usize, len: usize) -> Result<Vec<FullSpan>, StoreError> {
-        let mut out = Vec::with_capacity(len);
+    /// Rows `from..from + len`, as slices of the decoded batches (no copy).
+    pub(crate) fn rows(&self, from: usize, len: usize) -> Result<Vec<RecordBatch>, StoreError> {
+        let mut out = Vec::with_capacity(2);
         let (mut row, end) = (from, from + len);
         while row < end {
-            // The batch holding `row`: the last one starting at or before it.
             let bi = self.firsts.partition_point(|&f| f <= row).saturating_sub(1);
             let Some(batch) = self.batches.get(bi) else { break };
             let offset = row - self.firsts[bi];
@@ -71,11 +70,20 @@ impl WholeBlock {
                 break;
             }
             let take = (end - row).min(batch.num_rows() - offset);
-            out.extend(columns::from_batch(&batch.slice(offset, take))?);
+            out.push(batch.slice(offset, take));
             row += take;
         }
-        if out.len() != len {
+        if row != end {
             return Err(StoreError::Format(format!("rows {from}..{end} are not all in the block")));
+        }
+        Ok(out)
+    }
+
+    /// The spans in rows `from..from + len`.
+    pub(crate) fn spans(&self, from: usize, len: usize) -> Result<Vec<FullSpan>, StoreError> {
+        let mut out = Vec::with_capacity(len);
+        for batch in self.rows(from, len)? {
+            out.extend(columns::from_batch(&batch)?);
         }
         Ok(out)
     }

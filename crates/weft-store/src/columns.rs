@@ -16,7 +16,10 @@ use arrow_array::builder::{
 };
 use arrow_array::cast::AsArray;
 use arrow_array::types::{Float64Type, Int32Type, Int64Type, TimestampNanosecondType, UInt32Type};
-use arrow_array::{Array, ArrayRef, ListArray, RecordBatch, StructArray};
+use arrow_array::{
+    Array, ArrayRef, BinaryArray, BooleanArray, FixedSizeBinaryArray, Float64Array, Int32Array, Int64Array, ListArray,
+    RecordBatch, StringArray, StructArray, TimestampNanosecondArray, UInt32Array,
+};
 use arrow_buffer::OffsetBuffer;
 use arrow_schema::{DataType, Field, Fields, Schema, SchemaRef, TimeUnit};
 use opentelemetry_proto::tonic::common::v1::any_value::Value as AnyValue;
@@ -513,14 +516,14 @@ fn bad(what: &str) -> StoreError {
 
 /// A column of `KeyValue` lists, its struct fields looked up once (they were
 /// looked up per row, which showed in export profiles).
-struct Kvs<'a> {
+pub(crate) struct Kvs<'a> {
     offsets: &'a [i32],
-    key: &'a arrow_array::StringArray,
-    string: &'a arrow_array::StringArray,
-    int: &'a arrow_array::Int64Array,
-    double: &'a arrow_array::Float64Array,
-    boolean: &'a arrow_array::BooleanArray,
-    other: &'a arrow_array::BinaryArray,
+    pub(crate) key: &'a StringArray,
+    pub(crate) string: &'a StringArray,
+    pub(crate) int: &'a Int64Array,
+    pub(crate) double: &'a Float64Array,
+    pub(crate) boolean: &'a BooleanArray,
+    pub(crate) other: &'a BinaryArray,
 }
 
 impl<'a> Kvs<'a> {
@@ -537,12 +540,12 @@ impl<'a> Kvs<'a> {
         })
     }
 
-    fn range(&self, row: usize) -> std::ops::Range<usize> {
+    pub(crate) fn range(&self, row: usize) -> std::ops::Range<usize> {
         self.offsets[row] as usize..self.offsets[row + 1] as usize
     }
 
     /// The list at `row`.
-    fn read(&self, row: usize) -> Result<Vec<KeyValue>, StoreError> {
+    pub(crate) fn read(&self, row: usize) -> Result<Vec<KeyValue>, StoreError> {
         let r = self.range(row);
         let mut out = Vec::with_capacity(r.len());
         for i in r {
@@ -568,27 +571,28 @@ impl<'a> Kvs<'a> {
         Ok(out)
     }
 
-    /// Whether the lists at rows `a` and `b` are the same, compared in place.
-    fn same(&self, a: usize, b: usize) -> bool {
-        let (ra, rb) = (self.range(a), self.range(b));
+    /// Whether the list at row `a` equals `other`'s at row `b`, compared in place.
+    pub(crate) fn same(&self, a: usize, other: &Kvs<'_>, b: usize) -> bool {
+        let (ra, rb) = (self.range(a), other.range(b));
+        let o = other;
         ra.len() == rb.len()
             && ra.zip(rb).all(|(i, j)| {
-                self.key.value(i) == self.key.value(j)
-                    && opt(self.string, i) == opt(self.string, j)
-                    && self.int.is_valid(i) == self.int.is_valid(j)
-                    && (!self.int.is_valid(i) || self.int.value(i) == self.int.value(j))
-                    && self.double.is_valid(i) == self.double.is_valid(j)
-                    && (!self.double.is_valid(i) || self.double.value(i).to_bits() == self.double.value(j).to_bits())
-                    && self.boolean.is_valid(i) == self.boolean.is_valid(j)
-                    && (!self.boolean.is_valid(i) || self.boolean.value(i) == self.boolean.value(j))
-                    && self.other.is_valid(i) == self.other.is_valid(j)
-                    && (!self.other.is_valid(i) || self.other.value(i) == self.other.value(j))
+                self.key.value(i) == o.key.value(j)
+                    && opt(self.string, i) == opt(o.string, j)
+                    && self.int.is_valid(i) == o.int.is_valid(j)
+                    && (!self.int.is_valid(i) || self.int.value(i) == o.int.value(j))
+                    && self.double.is_valid(i) == o.double.is_valid(j)
+                    && (!self.double.is_valid(i) || self.double.value(i).to_bits() == o.double.value(j).to_bits())
+                    && self.boolean.is_valid(i) == o.boolean.is_valid(j)
+                    && (!self.boolean.is_valid(i) || self.boolean.value(i) == o.boolean.value(j))
+                    && self.other.is_valid(i) == o.other.is_valid(j)
+                    && (!self.other.is_valid(i) || self.other.value(i) == o.other.value(j))
             })
     }
 }
 
 /// The string at `i`, if set.
-fn opt(a: &arrow_array::StringArray, i: usize) -> Option<&str> {
+pub(crate) fn opt(a: &StringArray, i: usize) -> Option<&str> {
     a.is_valid(i).then(|| a.value(i))
 }
 
@@ -596,7 +600,7 @@ fn kv_list_col(batch: &RecordBatch, c: usize) -> Result<&ListArray, StoreError> 
     batch.column(c).as_list_opt::<i32>().ok_or_else(|| bad(batch.schema().field(c).name()))
 }
 
-fn opt_str(a: &arrow_array::StringArray, i: usize) -> String {
+pub(crate) fn opt_str(a: &StringArray, i: usize) -> String {
     if a.is_valid(i) {
         a.value(i).to_owned()
     } else {
@@ -604,70 +608,135 @@ fn opt_str(a: &arrow_array::StringArray, i: usize) -> String {
     }
 }
 
+/// The typed columns of a full-schema span batch, looked up once.
+pub(crate) struct SpanCols<'a> {
+    pub(crate) trace_id: &'a FixedSizeBinaryArray,
+    pub(crate) span_id: &'a FixedSizeBinaryArray,
+    pub(crate) parent: &'a FixedSizeBinaryArray,
+    pub(crate) service: &'a StringArray,
+    pub(crate) name: &'a StringArray,
+    pub(crate) kind: &'a Int32Array,
+    pub(crate) start: &'a TimestampNanosecondArray,
+    pub(crate) duration: &'a Int64Array,
+    pub(crate) status_code: &'a Int32Array,
+    pub(crate) status_message: &'a StringArray,
+    pub(crate) trace_state: &'a StringArray,
+    pub(crate) flags: &'a UInt32Array,
+    pub(crate) attributes: Kvs<'a>,
+    pub(crate) event_offsets: &'a [i32],
+    pub(crate) ev_time: &'a TimestampNanosecondArray,
+    pub(crate) ev_name: &'a StringArray,
+    pub(crate) ev_attrs: Kvs<'a>,
+    pub(crate) ev_dropped: &'a UInt32Array,
+    pub(crate) link_offsets: &'a [i32],
+    pub(crate) ln_trace: &'a FixedSizeBinaryArray,
+    pub(crate) ln_span: &'a FixedSizeBinaryArray,
+    pub(crate) ln_state: &'a StringArray,
+    pub(crate) ln_attrs: Kvs<'a>,
+    pub(crate) ln_dropped: &'a UInt32Array,
+    pub(crate) ln_flags: &'a UInt32Array,
+    /// Dropped attributes, events, links.
+    pub(crate) dropped: [&'a UInt32Array; 3],
+    pub(crate) resource: Kvs<'a>,
+    pub(crate) scope_name: &'a StringArray,
+    pub(crate) scope_version: &'a StringArray,
+    pub(crate) scope_attrs: Kvs<'a>,
+}
+
+impl<'a> SpanCols<'a> {
+    /// The columns of `batch`, checked against [`SPAN_SCHEMA`].
+    pub(crate) fn of(batch: &'a RecordBatch) -> Result<SpanCols<'a>, StoreError> {
+        if batch.num_columns() != SPAN_SCHEMA.fields().len() {
+            return Err(StoreError::Format(format!(
+                "block has {} columns, expected {}",
+                batch.num_columns(),
+                SPAN_SCHEMA.fields().len()
+            )));
+        }
+        let fsb = |c: usize| batch.column(c).as_fixed_size_binary_opt().ok_or_else(|| bad("id"));
+        let string = |c: usize| batch.column(c).as_string_opt::<i32>().ok_or_else(|| bad("string"));
+        let i32s = |c: usize| batch.column(c).as_primitive_opt::<Int32Type>().ok_or_else(|| bad("int32"));
+        let u32s = |c: usize| batch.column(c).as_primitive_opt::<UInt32Type>().ok_or_else(|| bad("uint32"));
+        let events = kv_list_col(batch, col::EVENTS)?;
+        let ev = events.values().as_struct_opt().ok_or_else(|| bad("events"))?;
+        let links = kv_list_col(batch, col::LINKS)?;
+        let ln = links.values().as_struct_opt().ok_or_else(|| bad("links"))?;
+        Ok(SpanCols {
+            trace_id: fsb(col::TRACE_ID)?,
+            span_id: fsb(col::SPAN_ID)?,
+            parent: fsb(col::PARENT_SPAN_ID)?,
+            service: string(col::SERVICE)?,
+            name: string(col::NAME)?,
+            kind: i32s(col::KIND)?,
+            start: batch
+                .column(col::START)
+                .as_primitive_opt::<TimestampNanosecondType>()
+                .ok_or_else(|| bad("start_time"))?,
+            duration: batch.column(col::DURATION).as_primitive_opt::<Int64Type>().ok_or_else(|| bad("duration_ns"))?,
+            status_code: i32s(col::STATUS_CODE)?,
+            status_message: string(col::STATUS_MESSAGE)?,
+            trace_state: string(col::TRACE_STATE)?,
+            flags: u32s(col::FLAGS)?,
+            attributes: Kvs::of(kv_list_col(batch, col::ATTRIBUTES)?)?,
+            event_offsets: events.value_offsets(),
+            ev_time: ev.column(0).as_primitive_opt::<TimestampNanosecondType>().ok_or_else(|| bad("events.time"))?,
+            ev_name: ev.column(1).as_string_opt::<i32>().ok_or_else(|| bad("events.name"))?,
+            ev_attrs: Kvs::of(ev.column(2).as_list_opt::<i32>().ok_or_else(|| bad("events.attributes"))?)?,
+            ev_dropped: ev.column(3).as_primitive_opt::<UInt32Type>().ok_or_else(|| bad("events.dropped"))?,
+            link_offsets: links.value_offsets(),
+            ln_trace: ln.column(0).as_fixed_size_binary_opt().ok_or_else(|| bad("links.trace_id"))?,
+            ln_span: ln.column(1).as_fixed_size_binary_opt().ok_or_else(|| bad("links.span_id"))?,
+            ln_state: ln.column(2).as_string_opt::<i32>().ok_or_else(|| bad("links.trace_state"))?,
+            ln_attrs: Kvs::of(ln.column(3).as_list_opt::<i32>().ok_or_else(|| bad("links.attributes"))?)?,
+            ln_dropped: ln.column(4).as_primitive_opt::<UInt32Type>().ok_or_else(|| bad("links.dropped"))?,
+            ln_flags: ln.column(5).as_primitive_opt::<UInt32Type>().ok_or_else(|| bad("links.flags"))?,
+            dropped: [u32s(col::DROPPED_ATTRIBUTES)?, u32s(col::DROPPED_EVENTS)?, u32s(col::DROPPED_LINKS)?],
+            resource: Kvs::of(kv_list_col(batch, col::RESOURCE_ATTRIBUTES)?)?,
+            scope_name: string(col::SCOPE_NAME)?,
+            scope_version: string(col::SCOPE_VERSION)?,
+            scope_attrs: Kvs::of(kv_list_col(batch, col::SCOPE_ATTRIBUTES)?)?,
+        })
+    }
+
+    /// Rows in the batch.
+    pub(crate) fn len(&self) -> usize {
+        self.trace_id.len()
+    }
+
+    /// Whether row `i` has the same resource and scope as row `j` of `other`.
+    pub(crate) fn same_origin(&self, i: usize, other: &SpanCols<'_>, j: usize) -> bool {
+        self.service.value(i) == other.service.value(j)
+            && opt(self.scope_name, i) == opt(other.scope_name, j)
+            && opt(self.scope_version, i) == opt(other.scope_version, j)
+            && self.resource.same(i, &other.resource, j)
+            && self.scope_attrs.same(i, &other.scope_attrs, j)
+    }
+
+    /// Row `i`'s end time, as stored (start plus duration).
+    pub(crate) fn end(&self, i: usize) -> u64 {
+        (self.start.value(i) as u64).wrapping_add(self.duration.value(i) as u64)
+    }
+}
+
 /// Turns a full-schema batch back into spans (origins shared between
 /// consecutive rows with the same resource and scope).
 pub fn from_batch(batch: &RecordBatch) -> Result<Vec<FullSpan>, StoreError> {
-    if batch.num_columns() != SPAN_SCHEMA.fields().len() {
-        return Err(StoreError::Format(format!(
-            "block has {} columns, expected {}",
-            batch.num_columns(),
-            SPAN_SCHEMA.fields().len()
-        )));
-    }
-    let fsb = |c: usize| batch.column(c).as_fixed_size_binary_opt().ok_or_else(|| bad("id"));
-    let string = |c: usize| batch.column(c).as_string_opt::<i32>().ok_or_else(|| bad("string"));
-    let i32s = |c: usize| batch.column(c).as_primitive_opt::<Int32Type>().ok_or_else(|| bad("int32"));
-    let u32s = |c: usize| batch.column(c).as_primitive_opt::<UInt32Type>().ok_or_else(|| bad("uint32"));
-    let (trace_id, span_id, parent) = (fsb(col::TRACE_ID)?, fsb(col::SPAN_ID)?, fsb(col::PARENT_SPAN_ID)?);
-    let (service, name) = (string(col::SERVICE)?, string(col::NAME)?);
-    let kind = i32s(col::KIND)?;
-    let start =
-        batch.column(col::START).as_primitive_opt::<TimestampNanosecondType>().ok_or_else(|| bad("start_time"))?;
-    let duration = batch.column(col::DURATION).as_primitive_opt::<Int64Type>().ok_or_else(|| bad("duration_ns"))?;
-    let (status_code, status_message) = (i32s(col::STATUS_CODE)?, string(col::STATUS_MESSAGE)?);
-    let (trace_state, flags) = (string(col::TRACE_STATE)?, u32s(col::FLAGS)?);
-    let attributes = Kvs::of(kv_list_col(batch, col::ATTRIBUTES)?)?;
-    let events = kv_list_col(batch, col::EVENTS)?;
-    let ev = events.values().as_struct_opt().ok_or_else(|| bad("events"))?;
-    let ev_time = ev.column(0).as_primitive_opt::<TimestampNanosecondType>().ok_or_else(|| bad("events.time"))?;
-    let ev_name = ev.column(1).as_string_opt::<i32>().ok_or_else(|| bad("events.name"))?;
-    let ev_attrs = Kvs::of(ev.column(2).as_list_opt::<i32>().ok_or_else(|| bad("events.attributes"))?)?;
-    let ev_dropped = ev.column(3).as_primitive_opt::<UInt32Type>().ok_or_else(|| bad("events.dropped"))?;
-    let links = kv_list_col(batch, col::LINKS)?;
-    let ln = links.values().as_struct_opt().ok_or_else(|| bad("links"))?;
-    let ln_trace = ln.column(0).as_fixed_size_binary_opt().ok_or_else(|| bad("links.trace_id"))?;
-    let ln_span = ln.column(1).as_fixed_size_binary_opt().ok_or_else(|| bad("links.span_id"))?;
-    let ln_state = ln.column(2).as_string_opt::<i32>().ok_or_else(|| bad("links.trace_state"))?;
-    let ln_attrs = Kvs::of(ln.column(3).as_list_opt::<i32>().ok_or_else(|| bad("links.attributes"))?)?;
-    let ln_dropped = ln.column(4).as_primitive_opt::<UInt32Type>().ok_or_else(|| bad("links.dropped"))?;
-    let ln_flags = ln.column(5).as_primitive_opt::<UInt32Type>().ok_or_else(|| bad("links.flags"))?;
-    let dropped = [u32s(col::DROPPED_ATTRIBUTES)?, u32s(col::DROPPED_EVENTS)?, u32s(col::DROPPED_LINKS)?];
-    let resource = Kvs::of(kv_list_col(batch, col::RESOURCE_ATTRIBUTES)?)?;
-    let (scope_name, scope_version) = (string(col::SCOPE_NAME)?, string(col::SCOPE_VERSION)?);
-    let scope_attrs = Kvs::of(kv_list_col(batch, col::SCOPE_ATTRIBUTES)?)?;
-
+    let c = SpanCols::of(batch)?;
     let mut out = Vec::with_capacity(batch.num_rows());
     let mut last: Option<Arc<Origin>> = None;
-    for i in 0..batch.num_rows() {
+    for i in 0..c.len() {
         // Rows of one origin are usually adjacent: compare in place, and
         // build (allocate) an origin only when it changes.
-        let same_as_last = i > 0
-            && last.is_some()
-            && service.value(i) == service.value(i - 1)
-            && opt(scope_name, i) == opt(scope_name, i - 1)
-            && opt(scope_version, i) == opt(scope_version, i - 1)
-            && resource.same(i, i - 1)
-            && scope_attrs.same(i, i - 1);
         let origin = match &last {
-            Some(o) if same_as_last => o.clone(),
+            Some(o) if i > 0 && c.same_origin(i, &c, i - 1) => o.clone(),
             _ => {
                 let o = Arc::new(Origin {
-                    service: Arc::from(service.value(i)),
-                    resource: resource.read(i)?,
+                    service: Arc::from(c.service.value(i)),
+                    resource: c.resource.read(i)?,
                     scope: InstrumentationScope {
-                        name: scope_name.value(i).to_owned(),
-                        version: scope_version.value(i).to_owned(),
-                        attributes: scope_attrs.read(i)?,
+                        name: c.scope_name.value(i).to_owned(),
+                        version: c.scope_version.value(i).to_owned(),
+                        attributes: c.scope_attrs.read(i)?,
                         dropped_attributes_count: 0,
                     },
                 });
@@ -675,46 +744,45 @@ pub fn from_batch(batch: &RecordBatch) -> Result<Vec<FullSpan>, StoreError> {
                 o
             }
         };
-        let (eo, lo) = (events.value_offsets(), links.value_offsets());
-        let mut span_events = Vec::new();
+        let (eo, lo) = (c.event_offsets, c.link_offsets);
+        let mut events = Vec::new();
         for e in eo[i] as usize..eo[i + 1] as usize {
-            span_events.push(Event {
-                time_unix_nano: ev_time.value(e) as u64,
-                name: ev_name.value(e).to_owned(),
-                attributes: ev_attrs.read(e)?,
-                dropped_attributes_count: ev_dropped.value(e),
+            events.push(Event {
+                time_unix_nano: c.ev_time.value(e) as u64,
+                name: c.ev_name.value(e).to_owned(),
+                attributes: c.ev_attrs.read(e)?,
+                dropped_attributes_count: c.ev_dropped.value(e),
             });
         }
-        let mut span_links = Vec::new();
+        let mut links = Vec::new();
         for l in lo[i] as usize..lo[i + 1] as usize {
-            span_links.push(Link {
-                trace_id: ln_trace.value(l).to_vec(),
-                span_id: ln_span.value(l).to_vec(),
-                trace_state: opt_str(ln_state, l),
-                attributes: ln_attrs.read(l)?,
-                dropped_attributes_count: ln_dropped.value(l),
-                flags: ln_flags.value(l),
+            links.push(Link {
+                trace_id: c.ln_trace.value(l).to_vec(),
+                span_id: c.ln_span.value(l).to_vec(),
+                trace_state: opt_str(c.ln_state, l),
+                attributes: c.ln_attrs.read(l)?,
+                dropped_attributes_count: c.ln_dropped.value(l),
+                flags: c.ln_flags.value(l),
             });
         }
-        let start_ns = start.value(i) as u64;
-        let code = status_code.value(i);
-        let message = opt_str(status_message, i);
+        let code = c.status_code.value(i);
+        let message = opt_str(c.status_message, i);
         let span = Span {
-            trace_id: trace_id.value(i).to_vec(),
-            span_id: span_id.value(i).to_vec(),
-            trace_state: opt_str(trace_state, i),
-            parent_span_id: if parent.is_valid(i) { parent.value(i).to_vec() } else { Vec::new() },
-            flags: flags.value(i),
-            name: name.value(i).to_owned(),
-            kind: kind.value(i),
-            start_time_unix_nano: start_ns,
-            end_time_unix_nano: start_ns.wrapping_add(duration.value(i) as u64),
-            attributes: attributes.read(i)?,
-            dropped_attributes_count: dropped[0].value(i),
-            events: span_events,
-            dropped_events_count: dropped[1].value(i),
-            links: span_links,
-            dropped_links_count: dropped[2].value(i),
+            trace_id: c.trace_id.value(i).to_vec(),
+            span_id: c.span_id.value(i).to_vec(),
+            trace_state: opt_str(c.trace_state, i),
+            parent_span_id: if c.parent.is_valid(i) { c.parent.value(i).to_vec() } else { Vec::new() },
+            flags: c.flags.value(i),
+            name: c.name.value(i).to_owned(),
+            kind: c.kind.value(i),
+            start_time_unix_nano: c.start.value(i) as u64,
+            end_time_unix_nano: c.end(i),
+            attributes: c.attributes.read(i)?,
+            dropped_attributes_count: c.dropped[0].value(i),
+            events,
+            dropped_events_count: c.dropped[1].value(i),
+            links,
+            dropped_links_count: c.dropped[2].value(i),
             status: (code != 0 || !message.is_empty()).then_some(Status { code, message }),
         };
         out.push(FullSpan { origin, span });

@@ -20,6 +20,7 @@ mod block_rows;
 pub mod columns;
 pub mod head;
 pub mod matching;
+pub mod otlp_json;
 pub mod search;
 pub mod span;
 pub mod store;

@@ -28,6 +28,7 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Arc;
 use std::time::Instant;
 
+use arrow_array::RecordBatch;
 use serde::Serialize;
 use weft_traceql::{Filter, Pruning};
 
@@ -97,6 +98,10 @@ pub enum Load {
     AllSpans,
     /// Its summary and the spans that satisfy some spanset of the filter.
     MatchedSpans,
+    /// Its summary and every span, as block rows ([`Hit::rows`]) where the
+    /// trace comes from a block read whole, else as spans: for writers that
+    /// encode straight from Arrow (see [`crate::otlp_json`]).
+    AllRows,
 }
 
 /// A search.
@@ -129,6 +134,9 @@ pub struct Hit {
     pub summary: TraceSummary,
     /// Its spans per [`Search::load`], by start time.
     pub spans: Vec<FullSpan>,
+    /// With [`Load::AllRows`], its spans as full-schema block rows instead
+    /// (then `spans` is empty).
+    pub rows: Vec<RecordBatch>,
     /// Its position (a cursor just after it resumes after it).
     pub position: Position,
 }
@@ -185,6 +193,13 @@ pub struct SearchEnd {
     pub next: Option<Position>,
     /// What it looked at.
     pub stats: SearchStats,
+}
+
+/// A trace's spans as read.
+enum Loaded {
+    Spans(Vec<FullSpan>),
+    /// Slices of a block read whole.
+    Rows(Vec<RecordBatch>),
 }
 
 /// Where a waiting match is.
@@ -570,6 +585,7 @@ impl<F: FnMut(Hit) -> bool> Run<'_, '_, F> {
     /// Traces whose data cannot be read are left out and counted.
     fn load(&mut self, batch: Vec<(Position, Source)>) -> Vec<Hit> {
         let spans = self.q.load != Load::Summary;
+        let as_rows = self.q.load == Load::AllRows;
         // Per block: the positions wanted, read together.
         let mut per_block: HashMap<usize, Vec<usize>> = HashMap::new();
         for (_, src) in &batch {
@@ -577,7 +593,7 @@ impl<F: FnMut(Hit) -> bool> Run<'_, '_, F> {
                 per_block.entry(*b).or_default().push(*i);
             }
         }
-        let mut read: HashMap<(usize, usize), (TraceSummary, Vec<FullSpan>)> = HashMap::new();
+        let mut read: HashMap<(usize, usize), (TraceSummary, Loaded)> = HashMap::new();
         for (bi, mut at) in per_block {
             at.sort_unstable();
             let b = self.blocks[bi].clone();
@@ -600,7 +616,11 @@ impl<F: FnMut(Hit) -> bool> Run<'_, '_, F> {
                     let sums = sums.collect::<Result<Vec<_>, _>>()?;
                     if spans {
                         for &(from, len) in &ranges {
-                            rows_of.push(w.spans(from, len)?);
+                            rows_of.push(if as_rows {
+                                Loaded::Rows(w.rows(from, len)?)
+                            } else {
+                                Loaded::Spans(w.spans(from, len)?)
+                            });
                         }
                     }
                     return Ok((sums, rows_of));
@@ -609,7 +629,7 @@ impl<F: FnMut(Hit) -> bool> Run<'_, '_, F> {
                 if spans {
                     let mut all = b.spans_at(&merge_ranges(ranges.clone()))?.into_iter();
                     for &i in &at {
-                        rows_of.push(all.by_ref().take(b.index[i].rows as usize).collect::<Vec<_>>());
+                        rows_of.push(Loaded::Spans(all.by_ref().take(b.index[i].rows as usize).collect::<Vec<_>>()));
                     }
                 }
                 Ok((sums, rows_of))
@@ -624,12 +644,12 @@ impl<F: FnMut(Hit) -> bool> Run<'_, '_, F> {
             };
             let mut rows_of = rows_of.into_iter();
             for (i, s) in at.into_iter().zip(sums) {
-                read.insert((bi, i), (s, rows_of.next().unwrap_or_default()));
+                read.insert((bi, i), (s, rows_of.next().unwrap_or(Loaded::Spans(Vec::new()))));
             }
         }
         let mut out = Vec::with_capacity(batch.len());
         for (position, src) in batch {
-            let (summary, all) = match src {
+            let (summary, loaded) = match src {
                 Source::Block(b, i) => match read.remove(&(b, i)) {
                     Some(x) => x,
                     None => continue,
@@ -649,17 +669,21 @@ impl<F: FnMut(Hit) -> bool> Run<'_, '_, F> {
                     } else {
                         Vec::new()
                     };
-                    (*summary, all)
+                    (*summary, Loaded::Spans(all))
                 }
+            };
+            let (all, rows) = match loaded {
+                Loaded::Spans(s) => (s, Vec::new()),
+                Loaded::Rows(r) => (Vec::new(), r),
             };
             let spans = match self.q.load {
                 Load::Summary => Vec::new(),
-                Load::AllSpans => all,
+                Load::AllSpans | Load::AllRows => all,
                 Load::MatchedSpans => {
                     all.into_iter().filter(|s| self.q.filter.matches_any_spanset(s, &summary)).collect()
                 }
             };
-            out.push(Hit { summary, spans, position });
+            out.push(Hit { summary, spans, rows, position });
         }
         out
     }

@@ -121,8 +121,10 @@ struct SearchArgs {
     /// `newest` or `oldest` first.
     #[arg(long, value_enum, default_value = "newest")]
     order: Order,
-    /// Traces per request.
-    #[arg(long, default_value_t = 1000, value_parser = clap::value_parser!(u64).range(1..=100_000))]
+    /// Traces (or spans) per request. Large pages keep the server busy while
+    /// the client writes (each page waits for the previous one's cursor);
+    /// a failed page is asked for again from its cursor, so size costs little.
+    #[arg(long, default_value_t = 10_000, value_parser = clap::value_parser!(u64).range(1..=100_000))]
     page_size: u64,
 }
 
@@ -348,8 +350,8 @@ async fn search(client: &Client, a: SearchArgs, rows: Rows, policy: Policy, ui: 
                     if control.is_some() {
                         bail!("the server sent a line after the last one");
                     }
-                    let head = LineHead::read(line)
-                        .map_err(|e| anyhow!("the server sent a line that is not JSON: {e}"))?;
+                    let head =
+                        LineHead::read(line).map_err(|e| anyhow!("the server sent a line that is not JSON: {e}"))?;
                     let Some(trace_id) = head.trace_id else {
                         control =
                             Some(serde_json::from_slice(line).map_err(|e| anyhow!("a malformed last line: {e}"))?);
@@ -614,8 +616,9 @@ mod tests {
     #[test]
     fn line_heads_stop_before_the_spans_and_refuse_bad_json() {
         // The spans are not read (here they are not even JSON).
-        let h = LineHead::read(br#"{"traceId":"ab","summary":{"spanCount":3,"rootName":"x"},"resourceSpans":[not json"#)
-            .unwrap();
+        let h =
+            LineHead::read(br#"{"traceId":"ab","summary":{"spanCount":3,"rootName":"x"},"resourceSpans":[not json"#)
+                .unwrap();
         assert_eq!((h.trace_id.as_deref(), h.summary.map(|s| s.span_count)), (Some("ab"), Some(3)));
         // Span lines and last lines are read whole.
         let h = LineHead::read(br#"{"traceId":"ab","spanId":"cd","name":"\"q\"","attributes":[]}"#).unwrap();

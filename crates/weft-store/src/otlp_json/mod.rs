@@ -15,8 +15,38 @@ use std::sync::Arc;
 use base64::Engine;
 use opentelemetry_proto::tonic::common::v1::any_value::Value;
 use opentelemetry_proto::tonic::common::v1::{AnyValue, InstrumentationScope, KeyValue};
+use opentelemetry_proto::tonic::resource::v1::Resource;
 use opentelemetry_proto::tonic::trace::v1::Span;
-use weft_store::{FullSpan, Origin};
+use opentelemetry_proto::tonic::trace::v1::{ResourceSpans, ScopeSpans};
+
+use crate::{FullSpan, Origin};
+
+mod rows;
+pub use rows::resource_spans_of_rows;
+
+/// Groups spans by their resource and scope into OTLP `ResourceSpans`.
+pub fn to_otlp(spans: Vec<FullSpan>) -> Vec<ResourceSpans> {
+    let mut out: Vec<(Arc<Origin>, ResourceSpans)> = Vec::new();
+    for s in spans {
+        let at = match out.iter().position(|(o, _)| Arc::ptr_eq(o, &s.origin) || **o == *s.origin) {
+            Some(i) => i,
+            None => {
+                let o = &s.origin;
+                out.push((
+                    o.clone(),
+                    ResourceSpans {
+                        resource: Some(Resource { attributes: o.resource.clone(), ..Default::default() }),
+                        scope_spans: vec![ScopeSpans { scope: Some(o.scope.clone()), ..Default::default() }],
+                        ..Default::default()
+                    },
+                ));
+                out.len() - 1
+            }
+        };
+        out[at].1.scope_spans[0].spans.push(s.span);
+    }
+    out.into_iter().map(|(_, rs)| rs).collect()
+}
 
 /// Writes `spans` as an OTLP `resourceSpans` array: one entry per distinct
 /// resource and scope, in order of first appearance, each with its spans in
@@ -352,7 +382,7 @@ mod tests {
     use super::*;
     use opentelemetry_proto::tonic::common::v1::{ArrayValue, KeyValueList};
     use opentelemetry_proto::tonic::trace::v1::span::{Event, Link};
-    use opentelemetry_proto::tonic::trace::v1::{ResourceSpans, Status};
+    use opentelemetry_proto::tonic::trace::v1::Status;
     use proptest::prelude::*;
 
     fn text() -> impl Strategy<Value = String> {
@@ -475,7 +505,33 @@ mod tests {
             resource_spans(&mut out, &spans);
             let back: Vec<ResourceSpans> = serde_json::from_slice(&out)
                 .map_err(|e| TestCaseError::fail(format!("{e}: {}", String::from_utf8_lossy(&out))))?;
-            prop_assert_eq!(back, normalised(crate::api::to_otlp(spans)));
+            prop_assert_eq!(back, normalised(to_otlp(spans)));
+        }
+
+        #[test]
+        fn block_rows_are_written_as_their_spans_are(
+            spans in proptest::collection::vec((0usize..3, span()), 1..8),
+            origins in proptest::collection::vec((text(), kvs(), text(), text(), kvs()), 3),
+            cut in any::<proptest::sample::Index>(),
+        ) {
+            let origins: Vec<Arc<Origin>> = origins
+                .into_iter()
+                .map(|(svc, mut resource, name, version, attributes)| {
+                    resource.push(KeyValue { key: "service.name".into(), value: Some(AnyValue { value: Some(Value::StringValue(svc)) }), ..Default::default() });
+                    Arc::new(Origin::new(resource, InstrumentationScope { name, version, attributes, dropped_attributes_count: 0 }))
+                })
+                .collect();
+            let spans: Vec<FullSpan> =
+                spans.into_iter().map(|(o, span)| FullSpan { origin: origins[o].clone(), span }).collect();
+            let batch = crate::columns::to_batch(&spans.iter().collect::<Vec<_>>()).unwrap();
+            // Rows as a search hands them over: possibly cut across two batches.
+            let at = cut.index(batch.num_rows() + 1);
+            let parts = [batch.slice(0, at), batch.slice(at, batch.num_rows() - at)];
+            let mut from_rows = Vec::new();
+            resource_spans_of_rows(&mut from_rows, &parts).unwrap();
+            let mut from_spans = Vec::new();
+            resource_spans(&mut from_spans, &crate::columns::from_batch(&batch).unwrap());
+            prop_assert_eq!(String::from_utf8(from_rows).unwrap(), String::from_utf8(from_spans).unwrap());
         }
 
         #[test]
