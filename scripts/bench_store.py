@@ -7,8 +7,8 @@ until everything is sealed into Parquet blocks, then measures
   traces, one keep-alive connection, sequential),
 - search p50/p99: service + span attribute + duration over the last hour,
   newest first, limit 20 (`POST /weft/v1/traces:query`),
-- full export spans/s: `weft query traces --view full --format ndjson` of
-  every trace, written to a file,
+- full export spans/s: `weft query traces --since 24h --view full --format
+  ndjson` of every trace, written to a file,
 
 and runs the same lookups with DuckDB over the very same Parquet files (the
 peer: a standard engine reading weft's blocks with no weft index), side by
@@ -140,7 +140,7 @@ try:
     export = os.path.join(work, "export.ndjson")
     t = time.perf_counter()
     q = subprocess.run(
-        [args.weft, "query", "--endpoint", f"http://{http_addr}", "--quiet", "traces", "--start", str(t0 - 10**9),
+        [args.weft, "query", "--endpoint", f"http://{http_addr}", "--quiet", "traces", "--since", "24h",
          "--view", "full", "--order", "oldest", "--format", "ndjson", "--out", export],
         capture_output=True, text=True)
     export_s = time.perf_counter() - t
