@@ -315,6 +315,11 @@ impl Store {
         drop(scratch);
         skip.extend(whole.iter().copied());
         for id in split.iter().filter(|id| !whole.contains(*id)) {
+            // Its newest block's summary is the whole trace's: read it only
+            // if it can be in this page.
+            if self.block_start_since(id, 0, &run.blocks).is_some_and(|start| !run.wanted(start, id)) {
+                continue;
+            }
             run.stats.split_traces += 1;
             if let Some((summary, spans)) = self.trace(id)? {
                 run.whole(summary, &spans);
@@ -455,10 +460,18 @@ impl<F: FnMut(Hit) -> bool> Run<'_, '_, F> {
         // it could matter, and only in blocks written since the trace began
         // arriving (the rule sealing uses).
         let interesting = marks.iter().any(|m| *m) || f.uses_trace_fields();
-        if interesting && self.store.in_blocks_since(id, first_recv, &self.blocks) {
-            self.stats.split_traces += 1;
-            if let Some((summary, spans)) = self.store.trace(id)? {
-                self.whole(summary, &spans);
+        let in_blocks = if interesting { self.store.block_start_since(id, first_recv, &self.blocks) } else { None };
+        if let Some(block_start) = in_blocks {
+            // Whole, the trace starts where its root is, or at the earlier of
+            // the two starts if neither part has it: when neither start is in
+            // this page, the trace cannot be returned here and is not read
+            // (after a restart, replayed spans of thousands of stored traces
+            // wait in the head, and every page read them all one by one).
+            if self.wanted(summary.start, id) || self.wanted(block_start, id) {
+                self.stats.split_traces += 1;
+                if let Some((summary, spans)) = self.store.trace(id)? {
+                    self.whole(summary, &spans);
+                }
             }
             return Ok(true);
         }

@@ -324,14 +324,18 @@ impl Store {
         self.split.read().unwrap_or_else(|e| e.into_inner()).clone()
     }
 
-    /// Whether one of `blocks` that could hold spans of a trace first received
-    /// at `first_recv` (the rule sealing uses) holds some.
-    pub(crate) fn in_blocks_since(&self, trace_id: &[u8; 16], first_recv: u64, blocks: &[Arc<Block>]) -> bool {
+    /// The trace's start as the newest of `blocks` holding it summarised it,
+    /// among those that could hold spans of a trace first received at
+    /// `first_recv` (the rule sealing uses; 0: all) — `None` if none does.
+    /// Sealing merges every earlier block's spans of a trace into the summary
+    /// it writes, so the newest one covers all the trace's spans in blocks.
+    pub(crate) fn block_start_since(&self, trace_id: &[u8; 16], first_recv: u64, blocks: &[Arc<Block>]) -> Option<u64> {
         let since = first_recv.saturating_sub(CLOCK_STEP_MARGIN.as_nanos() as u64);
         blocks
             .iter()
+            .rev()
             .filter(|b| b.meta.written_at == 0 || b.meta.written_at >= since)
-            .any(|b| b.find(trace_id).is_some())
+            .find_map(|b| b.find(trace_id).and_then(|(pos, _)| b.starts.get(pos).copied()))
     }
 
     /// Every stored span of a trace (blocks, head, being sealed), deduplicated,
