@@ -68,7 +68,12 @@ pub fn parse_trace_id(s: &str) -> Result<[u8; 16], String> {
 }
 
 fn wants_protobuf(req: &http::Request<Incoming>) -> bool {
-    req.headers().get(http::header::ACCEPT).and_then(|v| v.to_str().ok()).is_some_and(|a| {
+    accepts_protobuf(req.headers().get(http::header::ACCEPT).and_then(|v| v.to_str().ok()))
+}
+
+/// Whether an Accept header asks for protobuf.
+pub fn accepts_protobuf(accept: Option<&str>) -> bool {
+    accept.is_some_and(|a| {
         a.split(',').any(|m| {
             let m = m.split(';').next().unwrap_or("").trim();
             m.eq_ignore_ascii_case("application/x-protobuf") || m.eq_ignore_ascii_case("application/protobuf")

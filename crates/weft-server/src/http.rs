@@ -197,6 +197,33 @@ pub async fn handle(state: Arc<State>, req: http::Request<Incoming>) -> Result<h
             let q = req.uri().query().map(str::to_owned);
             crate::tags_api::values(state, &tag, q.as_deref()).await
         }
+        (&Method::GET, p) if p.starts_with("/tempo/") => {
+            // Grafana's Tempo data source pointed at `http://HOST/tempo`: every
+            // Tempo route, with no overlap with Jaeger's.
+            let (p, q) = (p["/tempo".len()..].to_owned(), req.uri().query().map(str::to_owned));
+            let accept = header(&req, http::header::ACCEPT);
+            match crate::tempo_api::route(state, &p, q.as_deref(), accept.as_deref()).await {
+                Some(r) => r,
+                None => text(StatusCode::NOT_FOUND, format!("no Tempo route for {p}")),
+            }
+        }
+        (&Method::GET, p) if p.starts_with("/api/") || p == "/ready" => {
+            let q = req.uri().query().map(str::to_owned);
+            let accept = header(&req, http::header::ACCEPT);
+            // `/api/traces/{id}` is both Jaeger's (JSON) and Tempo's v1 trace
+            // by ID, which Grafana asks for in protobuf: the Accept header
+            // decides.
+            let tempo_first = p.starts_with("/api/traces/") && crate::api::accepts_protobuf(accept.as_deref());
+            let mut found = None;
+            if !tempo_first {
+                found = crate::jaeger_api::route(state.clone(), p, q.as_deref()).await;
+            }
+            if found.is_none() {
+                found = crate::tempo_api::route(state, p, q.as_deref(), accept.as_deref()).await;
+            }
+            found.unwrap_or_else(|| text(StatusCode::NOT_FOUND, format!("no route for GET {p}")))
+        }
+        (&Method::GET, p) if crate::ui::is_ui_path(p) => crate::ui::serve(p),
         (_, p) if p.starts_with("/weft/v1/") => crate::api::error(
             StatusCode::NOT_FOUND,
             format!("no route for {} {p}; see docs/api.md for the native API", req.method()),
@@ -204,6 +231,10 @@ pub async fn handle(state: Arc<State>, req: http::Request<Incoming>) -> Result<h
         _ => text(StatusCode::NOT_FOUND, format!("no route for {} {path}", req.method())),
     };
     Ok(resp)
+}
+
+fn header(req: &http::Request<Incoming>, name: http::header::HeaderName) -> Option<String> {
+    req.headers().get(name).and_then(|v| v.to_str().ok()).map(str::to_owned)
 }
 
 /// `TAG` of `/weft/v1/tags/TAG/values` (`None` for any other path; TAG may be

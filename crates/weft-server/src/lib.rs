@@ -17,13 +17,18 @@
 
 pub mod admission;
 pub mod api;
+pub mod compat_query;
 pub mod config;
 pub mod decode;
 pub mod http;
+pub mod jaeger_api;
+pub mod jaeger_model;
 pub mod metrics;
 pub mod search_api;
 pub mod shards;
 pub mod tags_api;
+pub mod tempo_api;
+pub mod ui;
 pub mod wal;
 
 use std::net::SocketAddr;

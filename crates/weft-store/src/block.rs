@@ -75,6 +75,10 @@ pub struct BlockMeta {
     pub services: BTreeSet<String>,
     /// (service, span name) pairs in it.
     pub operations: BTreeSet<(String, String)>,
+    /// (service, span name, span kind) triples in it, for APIs that list
+    /// operations by kind (Jaeger's); empty in blocks written before them.
+    #[serde(default, skip_serializing_if = "BTreeSet::is_empty")]
+    pub operation_kinds: BTreeSet<(String, String, i32)>,
     /// Position among blocks for "which summary is newest": its `seq` when
     /// sealed; for a merged block, that of the newest block merged into it.
     #[serde(default)]
@@ -283,6 +287,7 @@ pub fn write(
     let starts: Vec<u64> = traces.iter().map(|t| t.summary.start).collect();
     let mut services: std::collections::HashSet<&str, ahash::RandomState> = Default::default();
     let mut operations: std::collections::HashSet<(&str, &str), ahash::RandomState> = Default::default();
+    let mut operation_kinds: std::collections::HashSet<(&str, &str, i32), ahash::RandomState> = Default::default();
     let mut rows = 0usize;
     let mut keys = KeySets::default();
     for t in &mut traces {
@@ -298,6 +303,9 @@ pub fn write(
             if operations.len() < MAX_OPERATIONS {
                 operations.insert((&origin.service, s.name));
             }
+            if operation_kinds.len() < MAX_OPERATIONS {
+                operation_kinds.insert((&origin.service, s.name, s.kind));
+            }
             keys.add(origin, scratch.kvs.get(s.attributes.clone()).unwrap_or_default());
         }
     }
@@ -306,6 +314,7 @@ pub fn write(
     }
     meta.services = services.into_iter().map(str::to_owned).collect();
     meta.operations = operations.into_iter().map(|(a, b)| (a.to_owned(), b.to_owned())).collect();
+    meta.operation_kinds = operation_kinds.into_iter().map(|(a, b, k)| (a.to_owned(), b.to_owned(), k)).collect();
     meta.spans = rows as u64;
     meta.traces = traces.len() as u64;
     meta.keys_complete = !keys.cut;

@@ -423,6 +423,32 @@ impl Store {
         out
     }
 
+    /// (service, span name, span kind) triples in the store, for one service
+    /// or all, sorted. Blocks written before kinds were listed give their
+    /// operations with kind 0 (unspecified).
+    pub fn operation_kinds(&self, service: Option<&str>) -> BTreeSet<(String, String, i32)> {
+        let wanted = |s: &str| service.is_none_or(|w| w == s);
+        let mut out = BTreeSet::new();
+        for b in self.blocks() {
+            if b.meta.operation_kinds.is_empty() {
+                out.extend(b.meta.operations.iter().filter(|(s, _)| wanted(s)).map(|(s, n)| (s.clone(), n.clone(), 0)));
+            } else {
+                out.extend(b.meta.operation_kinds.iter().filter(|(s, _, _)| wanted(s)).cloned());
+            }
+        }
+        self.for_each_unsealed(|s| {
+            if wanted(&s.origin.service) {
+                if let Ok(r) = wire::parse_span(&s.span, &mut Scratch::default()) {
+                    let op = (s.origin.service.to_string(), r.name.to_owned(), r.kind);
+                    if !out.contains(&op) {
+                        out.insert(op);
+                    }
+                }
+            }
+        });
+        out
+    }
+
     /// Calls `f` on every span not in a block yet (head, and being sealed),
     /// outside the head's locks.
     pub(crate) fn for_each_unsealed(&self, mut f: impl FnMut(&StoredSpan)) {
