@@ -410,6 +410,36 @@ mod tests {
     }
 
     #[test]
+    fn odd_keys_and_values_still_make_filters_that_parse_back() {
+        let keys = ["", "a b", "\"", "name", "status", ".x", "k=v", "é", "span.kind", "error", "status.code"];
+        let values = ["1e5", "-0", "1.0", "NaN", "inf", "true", "", "\\", "server", "ERROR", "9223372036854775808", "0x10"];
+        for k in keys {
+            for v in values {
+                let s = SpanSearch { tags: vec![(k.into(), v.into())], ..Default::default() };
+                let q = s.query();
+                let text = q.to_string();
+                assert_eq!(weft_traceql::parse(&text).as_ref(), Ok(&q), "{k:?}={v:?}: {text}");
+            }
+        }
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn any_tag_makes_a_filter_that_parses_back(k in ".{0,12}", v in ".{0,12}") {
+            let q = SpanSearch { tags: vec![(k, v)], ..Default::default() }.query();
+            let text = q.to_string();
+            proptest::prop_assert_eq!(weft_traceql::parse(&text), Ok(q), "{}", text);
+        }
+
+        #[test]
+        fn go_durations_read_what_they_say(h in 0u64..100, m in 0u64..60, s in 0u64..60, ms in 0u64..1000) {
+            let text = format!("{h}h{m}m{s}s{ms}ms");
+            let want = ((h * 60 + m) * 60 + s) * 1_000_000_000 + ms * 1_000_000;
+            proptest::prop_assert_eq!(parse_go_duration(&text), Ok(want));
+        }
+    }
+
+    #[test]
     fn kinds_parse_in_both_spellings() {
         assert_eq!(parse_kind("SPAN_KIND_CLIENT"), Ok(Some(Kind::Client)));
         assert_eq!(parse_kind("server"), Ok(Some(Kind::Server)));

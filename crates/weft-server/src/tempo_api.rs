@@ -182,8 +182,8 @@ fn seconds(q: &[(String, String)], name: &str) -> Result<Option<u64>, String> {
         .transpose()
 }
 
-/// Splits logfmt: `a=b c="d e"`.
-fn logfmt(s: &str) -> Result<Vec<(String, String)>, String> {
+/// Splits logfmt (`a=b c="d e"`) into pairs, as Tempo reads its `tags`.
+pub fn logfmt(s: &str) -> Result<Vec<(String, String)>, String> {
     let mut out = Vec::new();
     let mut chars = s.chars().peekable();
     loop {
