@@ -412,7 +412,8 @@ mod tests {
     #[test]
     fn odd_keys_and_values_still_make_filters_that_parse_back() {
         let keys = ["", "a b", "\"", "name", "status", ".x", "k=v", "é", "span.kind", "error", "status.code"];
-        let values = ["1e5", "-0", "1.0", "NaN", "inf", "true", "", "\\", "server", "ERROR", "9223372036854775808", "0x10"];
+        let values =
+            ["1e5", "-0", "1.0", "NaN", "inf", "true", "", "\\", "server", "ERROR", "9223372036854775808", "0x10"];
         for k in keys {
             for v in values {
                 let s = SpanSearch { tags: vec![(k.into(), v.into())], ..Default::default() };
