@@ -75,11 +75,23 @@ fn cond(field: Field, op: Op, value: Literal) -> SpanExpr {
     SpanExpr::Cond(Cond { field, op, value })
 }
 
-fn and(a: Option<SpanExpr>, b: SpanExpr) -> SpanExpr {
-    match a {
-        None => b,
-        Some(a) => SpanExpr::And(Box::new(a), Box::new(b)),
+/// Every one of `conds`, as a balanced tree of `&&`: its text nests
+/// log₂(n) deep, so a search with hundreds of tags stays within the parser's
+/// nesting limit when printed and read back (a chain nested n deep did not —
+/// the fuzzer found it).
+pub fn all_of(mut conds: Vec<SpanExpr>) -> Option<SpanExpr> {
+    while conds.len() > 1 {
+        let mut next = Vec::with_capacity(conds.len().div_ceil(2));
+        let mut it = conds.into_iter();
+        while let Some(a) = it.next() {
+            next.push(match it.next() {
+                Some(b) => SpanExpr::And(Box::new(a), Box::new(b)),
+                None => a,
+            });
+        }
+        conds = next;
     }
+    conds.pop()
 }
 
 fn or(a: SpanExpr, b: SpanExpr) -> SpanExpr {
@@ -148,29 +160,26 @@ pub struct SpanSearch {
 impl SpanSearch {
     /// What one span must satisfy (`None`: any span).
     pub fn span_expr(&self) -> Option<SpanExpr> {
-        let mut e = None;
+        let mut e = Vec::new();
         if let Some(s) = &self.service {
-            e = Some(and(
-                e,
-                cond(Field::Attr(Scope::Resource, "service.name".into()), Op::Eq, Literal::Str(s.clone())),
-            ));
+            e.push(cond(Field::Attr(Scope::Resource, "service.name".into()), Op::Eq, Literal::Str(s.clone())));
         }
         if let Some(o) = &self.operation {
-            e = Some(and(e, cond(Field::Intrinsic(Intrinsic::Name), Op::Eq, Literal::Str(o.clone()))));
+            e.push(cond(Field::Intrinsic(Intrinsic::Name), Op::Eq, Literal::Str(o.clone())));
         }
         if let Some(k) = self.kind {
-            e = Some(and(e, cond(Field::Intrinsic(Intrinsic::Kind), Op::Eq, Literal::Kind(k))));
+            e.push(cond(Field::Intrinsic(Intrinsic::Kind), Op::Eq, Literal::Kind(k)));
         }
         for (k, v) in &self.tags {
-            e = Some(and(e, tag_condition(k, v)));
+            e.push(tag_condition(k, v));
         }
         if let Some(d) = self.min_duration {
-            e = Some(and(e, cond(Field::Intrinsic(Intrinsic::Duration), Op::Ge, Literal::Duration(d))));
+            e.push(cond(Field::Intrinsic(Intrinsic::Duration), Op::Ge, Literal::Duration(d)));
         }
         if let Some(d) = self.max_duration {
-            e = Some(and(e, cond(Field::Intrinsic(Intrinsic::Duration), Op::Le, Literal::Duration(d))));
+            e.push(cond(Field::Intrinsic(Intrinsic::Duration), Op::Le, Literal::Duration(d)));
         }
-        e
+        all_of(e)
     }
 
     /// The whole filter: one spanset.
@@ -422,6 +431,15 @@ mod tests {
                 assert_eq!(weft_traceql::parse(&text).as_ref(), Ok(&q), "{k:?}={v:?}: {text}");
             }
         }
+    }
+
+    #[test]
+    fn hundreds_of_tags_still_print_as_a_filter_that_parses_back() {
+        // (The parser also caps a filter at 16 KiB of text.)
+        let tags = (0..200).map(|i| (format!("k{i}"), format!("{i}"))).collect();
+        let q = SpanSearch { tags, service: Some("s".into()), ..Default::default() }.query();
+        assert_eq!(weft_traceql::parse(&q.to_string()), Ok(q));
+        assert!(all_of(Vec::new()).is_none());
     }
 
     proptest::proptest! {

@@ -27,7 +27,9 @@ use weft_traceql::ast::{Cond, Field, Intrinsic, Literal, Op, Query, Scope, SpanE
 use weft_traceql::Filter;
 
 use crate::api::{body_response, form_pairs};
-use crate::compat_query::{collect, named_attributes, parse_go_duration, tag_condition, with_retry_after, Collect};
+use crate::compat_query::{
+    all_of, collect, named_attributes, parse_go_duration, tag_condition, with_retry_after, Collect,
+};
 use crate::http::Body;
 use crate::jaeger_api::read_trace;
 use crate::search_api::now_nanos;
@@ -232,22 +234,20 @@ pub fn logfmt(s: &str) -> Result<Vec<(String, String)>, String> {
 /// does; `name`, `root.name`, `root.service.name`, `service.name` and
 /// `status.code` name what they name in Tempo.
 fn tags_query(tags: &[(String, String)]) -> Option<SpanExpr> {
-    let mut e: Option<SpanExpr> = None;
-    for (k, v) in tags {
-        let c = |field, value| SpanExpr::Cond(Cond { field, op: Op::Eq, value });
-        let cond = match k.as_str() {
-            "name" => c(Field::Intrinsic(Intrinsic::Name), Literal::Str(v.clone())),
-            "root.name" => c(Field::Intrinsic(Intrinsic::TraceRootName), Literal::Str(v.clone())),
-            "root.service.name" => c(Field::Intrinsic(Intrinsic::TraceRootService), Literal::Str(v.clone())),
-            "service.name" => c(Field::Attr(Scope::Resource, "service.name".into()), Literal::Str(v.clone())),
-            _ => tag_condition(k, v),
-        };
-        e = Some(match e {
-            None => cond,
-            Some(prev) => SpanExpr::And(Box::new(prev), Box::new(cond)),
-        });
-    }
-    e
+    let conds = tags
+        .iter()
+        .map(|(k, v)| {
+            let c = |field, value| SpanExpr::Cond(Cond { field, op: Op::Eq, value });
+            match k.as_str() {
+                "name" => c(Field::Intrinsic(Intrinsic::Name), Literal::Str(v.clone())),
+                "root.name" => c(Field::Intrinsic(Intrinsic::TraceRootName), Literal::Str(v.clone())),
+                "root.service.name" => c(Field::Intrinsic(Intrinsic::TraceRootService), Literal::Str(v.clone())),
+                "service.name" => c(Field::Attr(Scope::Resource, "service.name".into()), Literal::Str(v.clone())),
+                _ => tag_condition(k, v),
+            }
+        })
+        .collect();
+    all_of(conds)
 }
 
 fn trace_duration(op: Op, ns: u64) -> Query {
