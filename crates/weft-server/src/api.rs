@@ -88,15 +88,10 @@ pub async fn trace(state: Arc<State>, req: http::Request<Incoming>, id: &str) ->
         Err(e) => return error(StatusCode::BAD_REQUEST, e),
     };
     let protobuf = wants_protobuf(&req);
-    let store = state.store.clone();
-    let found = tokio::task::spawn_blocking(move || store.trace(&id)).await;
-    let spans = match found {
-        Ok(Ok(Some((_, spans)))) => spans,
-        Ok(Ok(None)) => return error(StatusCode::NOT_FOUND, format!("trace {} not found", hex(&id))),
-        Ok(Err(e)) => {
-            return error(StatusCode::INTERNAL_SERVER_ERROR, format!("trace {} could not be read: {e}", hex(&id)))
-        }
-        Err(e) => return error(StatusCode::INTERNAL_SERVER_ERROR, format!("lookup failed: {e}")),
+    let spans = match read_trace(&state, id).await {
+        Ok(Some(spans)) => spans,
+        Ok(None) => return error(StatusCode::NOT_FOUND, format!("trace {} not found", hex(&id))),
+        Err(e) => return error(StatusCode::INTERNAL_SERVER_ERROR, e),
     };
     if protobuf {
         let data = TracesData { resource_spans: to_otlp(spans) };
@@ -107,6 +102,16 @@ pub async fn trace(state: Arc<State>, req: http::Request<Incoming>, id: &str) ->
         otlp_json::resource_spans(&mut out, &spans);
         out.push(b'}');
         body_response(StatusCode::OK, out, "application/json")
+    }
+}
+
+/// Every span of a trace (read on a blocking thread), `None` if unknown.
+pub async fn read_trace(state: &Arc<State>, id: [u8; 16]) -> Result<Option<Vec<FullSpan>>, String> {
+    let store = state.store.clone();
+    match tokio::task::spawn_blocking(move || store.trace(&id)).await {
+        Ok(Ok(found)) => Ok(found.map(|(_, spans)| spans)),
+        Ok(Err(e)) => Err(format!("trace {} could not be read: {e}", hex(&id))),
+        Err(e) => Err(format!("lookup failed: {e}")),
     }
 }
 

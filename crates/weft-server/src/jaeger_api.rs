@@ -22,7 +22,7 @@ use weft_store::summary::hex;
 use weft_store::FullSpan;
 use weft_traceql::Filter;
 
-use crate::api::{body_response, form_pairs, parse_trace_id};
+use crate::api::{body_response, form_pairs, parse_trace_id, read_trace};
 use crate::compat_query::{self, collect, parse_go_duration, parse_kind, with_retry_after, Collect, SpanSearch};
 use crate::http::Body;
 use crate::jaeger_model;
@@ -173,16 +173,6 @@ async fn v1_trace(state: &Arc<State>, id: &str, q: &[(String, String)]) -> http:
     }
 }
 
-/// Every span of a trace, `None` if unknown.
-pub async fn read_trace(state: &Arc<State>, id: [u8; 16]) -> Result<Option<Vec<FullSpan>>, String> {
-    let store = state.store.clone();
-    match tokio::task::spawn_blocking(move || store.trace(&id)).await {
-        Ok(Ok(found)) => Ok(found.map(|(_, spans)| spans)),
-        Ok(Err(e)) => Err(format!("trace {} could not be read: {e}", hex(&id))),
-        Err(e) => Err(format!("lookup failed: {e}")),
-    }
-}
-
 /// Jaeger's `tags` parameter (a JSON object) and repeated `tag=key:value`.
 fn v1_tags(q: &[(String, String)]) -> Result<Vec<(String, String)>, String> {
     let mut out = Vec::new();
@@ -252,7 +242,7 @@ async fn v1_traces(state: &Arc<State>, q: &[(String, String)]) -> http::Response
     if !ids.is_empty() {
         return v1_multi_get(state, &ids).await;
     }
-    let parsed = (|| -> Result<(SpanSearch, u64, u64, usize), String> {
+    let parsed = (|| -> Result<(Filter, u64, u64, usize), String> {
         let service = param(q, &["service"]).ok_or("parameter 'service' is required")?;
         let (min_duration, max_duration) = durations(q, &["minDuration"], &["maxDuration"])?;
         let search = SpanSearch {
@@ -272,14 +262,10 @@ async fn v1_traces(state: &Arc<State>, q: &[(String, String)]) -> http::Response
         if start > end {
             return Err("'start' is after 'end'".into());
         }
-        Ok((search, start, end, limit(q, &["limit"], DEFAULT_LIMIT)?))
+        Ok((Filter::new(&search.query())?, start, end, limit(q, &["limit"], DEFAULT_LIMIT)?))
     })();
-    let (search, start, end, limit) = match parsed {
+    let (filter, start, end, limit) = match parsed {
         Ok(p) => p,
-        Err(e) => return v1_error(StatusCode::BAD_REQUEST, e),
-    };
-    let filter = match Filter::new(&search.query()) {
-        Ok(f) => f,
         Err(e) => return v1_error(StatusCode::BAD_REQUEST, e),
     };
     match collect(state, Collect { start, end: end.saturating_add(1), filter, limit, load: Load::AllSpans }).await {
@@ -360,25 +346,11 @@ fn rfc3339_param(q: &[(String, String)], names: &[&str]) -> Result<Option<u64>, 
     param(q, names).map(|v| parse_time(&Time::Text(v.to_owned()), names[0])).transpose()
 }
 
-/// OTLP JSON `{"resourceSpans": […]}` of several traces.
-fn traces_data<'a>(traces: impl Iterator<Item = &'a [FullSpan]>) -> Vec<u8> {
-    let mut out = b"{\"resourceSpans\":[".to_vec();
-    let mut first = true;
-    for spans in traces {
-        let mut one = Vec::new();
-        weft_store::otlp_json::resource_spans(&mut one, spans);
-        // `one` is `[…]`: splice its items into the shared list.
-        let inner = &one[1..one.len().saturating_sub(1)];
-        if inner.is_empty() {
-            continue;
-        }
-        if !first {
-            out.push(b',');
-        }
-        first = false;
-        out.extend_from_slice(inner);
-    }
-    out.extend_from_slice(b"]}");
+/// OTLP JSON `{"resourceSpans": […]}` of the spans of one or more traces.
+fn traces_data(spans: &[FullSpan]) -> Vec<u8> {
+    let mut out = b"{\"resourceSpans\":".to_vec();
+    weft_store::otlp_json::resource_spans(&mut out, spans);
+    out.push(b'}');
     out
 }
 
@@ -400,14 +372,14 @@ async fn v3_trace(state: &Arc<State>, id: &str, q: &[(String, String)]) -> http:
         }
     }
     match read_trace(state, id).await {
-        Ok(Some(spans)) => v3_result(traces_data(std::iter::once(spans.as_slice()))),
+        Ok(Some(spans)) => v3_result(traces_data(&spans)),
         Ok(None) => v3_error(StatusCode::NOT_FOUND, "trace not found"),
         Err(e) => v3_error(StatusCode::INTERNAL_SERVER_ERROR, e),
     }
 }
 
 async fn v3_search(state: &Arc<State>, q: &[(String, String)], summaries: bool) -> http::Response<Body> {
-    let parsed = (|| -> Result<(SpanSearch, u64, u64, usize), String> {
+    let parsed = (|| -> Result<(Filter, u64, u64, usize), String> {
         let start = rfc3339_param(q, &["query.start_time_min", "query.startTimeMin"])?
             .ok_or("query.start_time_min is required")?;
         let end = rfc3339_param(q, &["query.start_time_max", "query.startTimeMax"])?
@@ -418,7 +390,7 @@ async fn v3_search(state: &Arc<State>, q: &[(String, String)], summaries: bool) 
         let (min_duration, max_duration) =
             durations(q, &["query.duration_min", "query.durationMin"], &["query.duration_max", "query.durationMax"])?;
         let mut tags = Vec::new();
-        if let Some(a) = param(q, &["query.attributes", "query.attributes"]) {
+        if let Some(a) = param(q, &["query.attributes"]) {
             let map: serde_json::Map<String, serde_json::Value> = serde_json::from_str(a)
                 .map_err(|e| format!("query.attributes must be a JSON object like {{\"k\":\"v\"}}: {e}"))?;
             for (k, v) in map {
@@ -438,14 +410,10 @@ async fn v3_search(state: &Arc<State>, q: &[(String, String)], summaries: bool) 
             &["query.search_depth", "query.searchDepth", "query.num_traces", "query.numTraces"],
             DEFAULT_LIMIT,
         )?;
-        Ok((search, start, end, limit))
+        Ok((Filter::new(&search.query())?, start, end, limit))
     })();
-    let (search, start, end, limit) = match parsed {
+    let (filter, start, end, limit) = match parsed {
         Ok(p) => p,
-        Err(e) => return v3_error(StatusCode::BAD_REQUEST, e),
-    };
-    let filter = match Filter::new(&search.query()) {
-        Ok(f) => f,
         Err(e) => return v3_error(StatusCode::BAD_REQUEST, e),
     };
     let hits = match collect(state, Collect { start, end: end.saturating_add(1), filter, limit, load: Load::AllSpans })
@@ -461,7 +429,8 @@ async fn v3_search(state: &Arc<State>, q: &[(String, String)], summaries: bool) 
     if hits.is_empty() {
         return v3_error(StatusCode::NOT_FOUND, "No traces found");
     }
-    v3_result(traces_data(hits.iter().map(|h| h.spans.as_slice())))
+    let spans: Vec<FullSpan> = hits.into_iter().flat_map(|h| h.spans).collect();
+    v3_result(traces_data(&spans))
 }
 
 /// A trace summary as `/api/v3/trace-summaries` gives it (64-bit numbers as

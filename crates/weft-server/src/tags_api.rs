@@ -39,7 +39,7 @@ pub async fn names(state: Arc<State>, query: Option<&str>) -> http::Response<Bod
             other => return error(StatusCode::BAD_REQUEST, format!("unknown parameter {other:?}; use scope=")),
         }
     }
-    if !["all", "span", "resource", "intrinsic"].contains(&scope.as_str()) {
+    if !valid_scope(&scope) {
         return error(StatusCode::BAD_REQUEST, format!("scope {scope:?} is not one of span, resource, intrinsic, all"));
     }
     let store = state.store.clone();
@@ -47,6 +47,18 @@ pub async fn names(state: Arc<State>, query: Option<&str>) -> http::Response<Bod
         Ok(n) => n,
         Err(e) => return error(StatusCode::INTERNAL_SERVER_ERROR, e),
     };
+    let complete = names.complete;
+    ok_json(&serde_json::json!({ "scopes": scopes(names, &scope), "complete": complete }))
+}
+
+/// Whether `scope` is one a tag-names call takes.
+pub fn valid_scope(scope: &str) -> bool {
+    ["all", "span", "resource", "intrinsic"].contains(&scope)
+}
+
+/// Tag names by scope, `[{"name": "resource"|"span"|"intrinsic", "tags": […]}]`,
+/// for one scope or `all` (the shape weft's and Tempo's v2 APIs share).
+pub fn scopes(names: weft_store::tags::TagNames, scope: &str) -> Vec<serde_json::Value> {
     let want = |s: &str| scope == "all" || scope == s;
     let mut scopes = Vec::new();
     if want("resource") {
@@ -59,7 +71,7 @@ pub async fn names(state: Arc<State>, query: Option<&str>) -> http::Response<Bod
         let tags: Vec<&str> = INTRINSICS.iter().map(|i| i.as_str()).collect();
         scopes.push(serde_json::json!({ "name": "intrinsic", "tags": tags }));
     }
-    ok_json(&serde_json::json!({ "scopes": scopes, "complete": names.complete }))
+    scopes
 }
 
 fn time(v: &str, what: &str) -> Result<u64, String> {

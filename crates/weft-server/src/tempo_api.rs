@@ -22,16 +22,15 @@ use opentelemetry_proto::tonic::trace::v1::TracesData;
 use prost::Message;
 use weft_store::search::Load;
 use weft_store::summary::{hex, unhex};
-use weft_store::tags::{ValuesQuery, INTRINSICS};
+use weft_store::tags::ValuesQuery;
 use weft_traceql::ast::{Cond, Field, Intrinsic, Literal, Op, Query, Scope, SpanExpr};
 use weft_traceql::Filter;
 
-use crate::api::{body_response, form_pairs};
+use crate::api::{body_response, form_pairs, read_trace};
 use crate::compat_query::{
     all_of, collect, named_attributes, parse_go_duration, tag_condition, with_retry_after, Collect,
 };
 use crate::http::Body;
-use crate::jaeger_api::read_trace;
 use crate::search_api::now_nanos;
 use crate::State;
 
@@ -372,7 +371,7 @@ fn matched_span(fs: &weft_store::FullSpan, shown: &[(Scope, String)]) -> serde_j
 
 async fn tag_names(state: &Arc<State>, v2: bool, q: &[(String, String)]) -> http::Response<Body> {
     let scope = param(q, "scope").unwrap_or("all").to_owned();
-    if !["all", "span", "resource", "intrinsic"].contains(&scope.as_str()) {
+    if !crate::tags_api::valid_scope(&scope) {
         return plain(StatusCode::BAD_REQUEST, format!("invalid scope {scope:?}: span, resource, intrinsic or all"));
     }
     let store = state.store.clone();
@@ -386,19 +385,7 @@ async fn tag_names(state: &Arc<State>, v2: bool, q: &[(String, String)]) -> http
         all.dedup();
         return ok(serde_json::json!({"tagNames": all}));
     }
-    let want = |s: &str| scope == "all" || scope == s;
-    let mut scopes = Vec::new();
-    if want("resource") {
-        scopes.push(serde_json::json!({"name": "resource", "tags": names.resource}));
-    }
-    if want("span") {
-        scopes.push(serde_json::json!({"name": "span", "tags": names.span}));
-    }
-    if want("intrinsic") {
-        let tags: Vec<&str> = INTRINSICS.iter().map(|i| i.as_str()).collect();
-        scopes.push(serde_json::json!({"name": "intrinsic", "tags": tags}));
-    }
-    ok(serde_json::json!({"scopes": scopes}))
+    ok(serde_json::json!({"scopes": crate::tags_api::scopes(names, &scope)}))
 }
 
 async fn tag_values(state: &Arc<State>, tag: &str, v2: bool, q: &[(String, String)]) -> http::Response<Body> {
