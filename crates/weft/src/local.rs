@@ -26,6 +26,15 @@ pub(crate) struct ParentCtx {
     pub reason: u8,
 }
 
+impl ParentCtx {
+    /// Whether children of this parent are unsampled without asking the sampler:
+    /// the trace is not sampled and the tracer follows local parents.
+    #[inline(always)]
+    pub(crate) fn follows_unsampled(&self) -> bool {
+        !self.flags.is_sampled() && self.tracer.follows_local
+    }
+}
+
 pub(crate) struct LocalState {
     current: UnsafeCell<Option<ParentCtx>>,
     rng: Cell<u64>,
@@ -100,6 +109,43 @@ impl LocalState {
     pub(crate) fn replace_current(&self, new: Option<ParentCtx>) -> Option<ParentCtx> {
         // SAFETY: as above.
         unsafe { std::mem::replace(&mut *self.current.get(), new) }
+    }
+
+    /// Makes `ctx` the current local parent, dropping the previous one.
+    #[inline(always)]
+    pub(crate) fn set_current(&self, ctx: ParentCtx) {
+        // SAFETY: as above.
+        unsafe { *self.current.get() = Some(ctx) }
+    }
+
+    /// Leaves this thread without a current local parent.
+    #[inline(always)]
+    pub(crate) fn clear_current(&self) {
+        // SAFETY: as above.
+        unsafe { *self.current.get() = None }
+    }
+
+    /// Gives the current local parent the span ID `id`, returning its previous
+    /// one (an entered child, whose context is its parent's but for the span ID).
+    /// The caller has checked that there is a current parent.
+    #[inline(always)]
+    pub(crate) fn swap_current_span_id(&self, id: SpanId) -> SpanId {
+        // SAFETY: as above.
+        match unsafe { &mut *self.current.get() } {
+            Some(c) => std::mem::replace(&mut c.span_id, id),
+            None => SpanId::INVALID,
+        }
+    }
+
+    /// Puts back span ID `prev` if the current parent is still the span `id`.
+    #[inline(always)]
+    pub(crate) fn restore_current_span_id(&self, id: SpanId, prev: SpanId) {
+        // SAFETY: as above.
+        if let Some(c) = unsafe { &mut *self.current.get() } {
+            if c.span_id == id {
+                c.span_id = prev;
+            }
+        }
     }
 
     /// Holds an event for span `span`; false if the per-thread limit is reached.

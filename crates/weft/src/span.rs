@@ -104,6 +104,9 @@ impl Span {
     #[inline(always)]
     pub fn child(name: impl Into<Str>) -> Span {
         let Some(l) = local::get() else { return Span::noop() };
+        if let Some(p) = l.current_ref().filter(|p| p.follows_unsampled()) {
+            return unsampled_child(l, p);
+        }
         match fast_start(l) {
             Fast::Start(st) => st.into_span(name.into()),
             Fast::Slow => start_sampled(l, Parent::Local, name.into(), Options::default()),
@@ -133,12 +136,56 @@ impl Span {
     #[inline(always)]
     pub fn enter(name: impl Into<Str>) -> EnteredSpan {
         let Some(l) = local::get() else { return EnteredSpan::inactive() };
+        // Spans of unsampled traces take paths of their own, written so that
+        // nothing is built twice: copying a freshly built 80-byte start through
+        // the stack stalled on store forwarding for a third of their time.
+        match l.current_ref() {
+            Some(p) if p.follows_unsampled() => {
+                let span = unsampled_child(l, p);
+                let prev = l.swap_current_span_id(span.span_id());
+                return EnteredSpan {
+                    span: std::mem::ManuallyDrop::new(span),
+                    restore: Restore::SpanId(prev),
+                    _not_send: PhantomData,
+                };
+            }
+            None => {
+                if let Some(t) = tracer::global().filter(|t| t.roots_never_sampled) {
+                    return unsampled_root_entered(l, t);
+                }
+            }
+            Some(_) => {}
+        }
         match fast_start(l) {
             // The span is built in place in the returned guard: moving a 400-byte
             // span through helper functions cost more than the rest of `enter`.
             Fast::Start(st) => {
-                let prev = l.replace_current(Some(st.parent_ctx()));
-                EnteredSpan { span: st.into_span(name.into()), prev, active: true, _not_send: PhantomData }
+                // A child of the current parent differs from it only in span ID:
+                // swap that alone instead of the whole 64-byte context.
+                // Otherwise it is a new trace, begun because there was no parent.
+                let restore = match st.child {
+                    true => Restore::SpanId(l.swap_current_span_id(st.span_id)),
+                    false => {
+                        l.set_current(st.parent_ctx());
+                        Restore::Parent(None)
+                    }
+                };
+                // The two variants are built in separate arms so that each is
+                // written straight into the returned guard; one `Span` chosen from
+                // two built ones was a 400-byte copy per call.
+                if st.flags.is_sampled() {
+                    EnteredSpan {
+                        span: std::mem::ManuallyDrop::new(st.into_span(name.into())),
+                        restore,
+                        _not_send: PhantomData,
+                    }
+                } else {
+                    EnteredSpan {
+                        span: std::mem::ManuallyDrop::new(st.into_non_recording()),
+                        restore,
+                        _not_send: PhantomData,
+                    }
+                }
             }
             Fast::Slow => EnteredSpan::enter_in(l, start_sampled(l, Parent::Local, name.into(), Options::default())),
             Fast::Noop => EnteredSpan::inactive(),
@@ -187,7 +234,9 @@ impl Span {
     }
 
     /// Sets an attribute (replacing one with the same key). No-op unless recording.
-    #[inline]
+    // Always inlined so that the check costs an unsampled span one comparison
+    // instead of a call.
+    #[inline(always)]
     pub fn set_attribute(&mut self, key: impl Into<Key>, value: impl Into<Value>) {
         if let Inner::Recording(r) = &mut self.inner {
             r.set_attribute(KeyValue { key: key.into(), value: value.into() });
@@ -277,6 +326,16 @@ impl Span {
         }
     }
 
+    /// This span's ID (invalid for a no-op span).
+    #[inline(always)]
+    fn span_id(&self) -> SpanId {
+        match &self.inner {
+            Inner::Recording(r) => r.rec.span_id,
+            Inner::NonRecording(n) => n.span_id,
+            Inner::Noop => SpanId::INVALID,
+        }
+    }
+
     fn parent_ctx(&self) -> Option<ParentCtx> {
         match &self.inner {
             Inner::Recording(r) => Some(ParentCtx {
@@ -314,17 +373,24 @@ impl Span {
         }
         match &mut self.inner {
             Inner::Recording(_) => self.finish_recording(local, end),
-            Inner::NonRecording(n) => {
-                let tracer = n.tracer;
-                // One counter for an unsampled span's end: it counts as ended
-                // and as sampled out (`stats()` adds it to both).
-                if let Some(l) = local {
-                    l.writer(tracer).counters().sampled_out_spans.add(1);
-                } else {
-                    tracer.orphan_counters.sampled_out.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                }
-            }
-            Inner::Noop => {}
+            // An unsampled span was counted when it started (`ThreadCounters`).
+            Inner::NonRecording(_) | Inner::Noop => {}
+        }
+    }
+
+    /// Ends the span (if it has not ended) and drops what it still owns: what
+    /// `Span`'s drop would do, inline, for owners that hold it in `ManuallyDrop`.
+    ///
+    /// # Safety
+    /// The span must not be used or dropped afterwards.
+    #[inline(always)]
+    unsafe fn end_and_release(&mut self, local: Option<&LocalState>) {
+        self.finish_in(local, None);
+        // Once ended, a recording span owns nothing outside its record, which
+        // has moved to a chunk; a non-recording one still holds its trace state.
+        if let Inner::NonRecording(n) = &mut self.inner {
+            // SAFETY: dropped once, by the caller's promise.
+            unsafe { ptr::drop_in_place(&mut n.trace_state) }
         }
     }
 
@@ -513,6 +579,9 @@ fn unix_nanos(t: SystemTime) -> u64 {
 /// The small part of a new span — IDs, flags, trace state — computed before the
 /// record is built in place by [`Start::into_span`].
 struct Start {
+    /// Whether the span is a child of the current local parent (same tracer,
+    /// trace, flags and trace state: only the span ID differs).
+    child: bool,
     tracer: &'static TracerShared,
     trace_id: TraceId,
     span_id: SpanId,
@@ -539,9 +608,14 @@ enum Fast {
 fn fast_start(l: &LocalState) -> Fast {
     match l.current_ref() {
         Some(p) if p.tracer.follows_local => {
-            let w = l.writer(p.tracer);
-            w.counters().started.add(1);
+            let c = l.writer(p.tracer).counters();
+            if p.flags.is_sampled() {
+                c.started.add(1);
+            } else {
+                c.sampled_out_spans.add(1);
+            }
             Fast::Start(Start {
+                child: true,
                 tracer: p.tracer,
                 trace_id: p.trace_id,
                 span_id: l.new_span_id(),
@@ -575,6 +649,7 @@ fn new_root_start(l: &LocalState, tracer: &'static TracerShared) -> Fast {
     }
     w.counters().started.add(1);
     Fast::Start(Start {
+        child: false,
         tracer,
         trace_id: l.new_trace_id(),
         span_id: l.new_span_id(),
@@ -591,9 +666,10 @@ fn new_root_start(l: &LocalState, tracer: &'static TracerShared) -> Fast {
 fn new_unsampled_root_start(l: &LocalState, tracer: &'static TracerShared) -> Fast {
     let w = l.writer(tracer);
     let c = w.counters();
-    c.started.add(1);
+    c.sampled_out_spans.add(1);
     c.sampled_out_traces[DropReason::AlwaysOff as usize].add(1);
     Fast::Start(Start {
+        child: false,
         tracer,
         trace_id: l.new_trace_id(),
         span_id: l.new_span_id(),
@@ -602,6 +678,50 @@ fn new_unsampled_root_start(l: &LocalState, tracer: &'static TracerShared) -> Fa
         trace_state: TraceState::EMPTY,
         reason: DropReason::AlwaysOff as u8,
     })
+}
+
+/// A child of `p`, the current local parent, which is unsampled and whose
+/// tracer follows local parents: counted, and given a span ID for propagation.
+#[inline(always)]
+fn unsampled_child(l: &LocalState, p: &ParentCtx) -> Span {
+    l.writer(p.tracer).counters().sampled_out_spans.add(1);
+    Span {
+        done: false,
+        inner: Inner::NonRecording(NonRecording {
+            tracer: p.tracer,
+            trace_id: p.trace_id,
+            span_id: l.new_span_id(),
+            flags: p.flags,
+            trace_state: p.trace_state.clone(),
+            reason: p.reason,
+        }),
+    }
+}
+
+/// A new unsampled trace (`AlwaysOff` roots), entered: the current parent is
+/// set from the same values as the span, not copied from it.
+#[inline(always)]
+fn unsampled_root_entered(l: &LocalState, tracer: &'static TracerShared) -> EnteredSpan {
+    let c = l.writer(tracer).counters();
+    c.sampled_out_spans.add(1);
+    c.sampled_out_traces[DropReason::AlwaysOff as usize].add(1);
+    let (trace_id, span_id) = (l.new_trace_id(), l.new_span_id());
+    let reason = DropReason::AlwaysOff as u8;
+    l.set_current(ParentCtx {
+        tracer,
+        trace_id,
+        span_id,
+        flags: TraceFlags::RANDOM,
+        trace_state: TraceState::EMPTY,
+        reason,
+    });
+    let span =
+        NonRecording { tracer, trace_id, span_id, flags: TraceFlags::RANDOM, trace_state: TraceState::EMPTY, reason };
+    EnteredSpan {
+        span: std::mem::ManuallyDrop::new(Span { done: false, inner: Inner::NonRecording(span) }),
+        restore: Restore::Parent(None),
+        _not_send: PhantomData,
+    }
 }
 
 impl Start {
@@ -617,21 +737,27 @@ impl Start {
         }
     }
 
+    /// The span of an unsampled trace.
+    #[inline(always)]
+    fn into_non_recording(self) -> Span {
+        Span {
+            done: false,
+            inner: Inner::NonRecording(NonRecording {
+                tracer: self.tracer,
+                trace_id: self.trace_id,
+                span_id: self.span_id,
+                flags: self.flags,
+                trace_state: self.trace_state,
+                reason: self.reason,
+            }),
+        }
+    }
+
     /// Builds the span; the clock is read last, as late as possible.
     #[inline(always)]
     fn into_span(self, name: Str) -> Span {
         if !self.flags.is_sampled() {
-            return Span {
-                done: false,
-                inner: Inner::NonRecording(NonRecording {
-                    tracer: self.tracer,
-                    trace_id: self.trace_id,
-                    span_id: self.span_id,
-                    flags: self.flags,
-                    trace_state: self.trace_state,
-                    reason: self.reason,
-                }),
-            };
+            return self.into_non_recording();
         }
         Span {
             done: false,
@@ -722,7 +848,6 @@ fn start_sampled(l: &LocalState, parent: Parent, name: Str, opts: Options) -> Sp
         }
     };
     let w = l.writer(tracer);
-    w.counters().started.add(1);
     let is_local_root = parent_ctx.as_ref().is_none_or(|c| c.is_remote());
     let trace_id = parent_ctx.as_ref().map_or_else(|| l.new_trace_id(), |c| c.trace_id());
     let randomness = parent_ctx.as_ref().map_or(trace_id.randomness(), |c| c.randomness());
@@ -771,8 +896,10 @@ fn start_sampled(l: &LocalState, parent: Parent, name: Str, opts: Options) -> Sp
     let random_flag = parent_ctx.as_ref().map_or(TraceFlags::RANDOM, |c| TraceFlags::new(c.flags().to_u8() & 0x02));
     match decision {
         SamplingDecision::Drop(reason) => {
+            let c = w.counters();
+            c.sampled_out_spans.add(1);
             if is_local_root {
-                w.counters().sampled_out_traces[reason as usize].add(1);
+                c.sampled_out_traces[reason as usize].add(1);
             }
             Span {
                 done: false,
@@ -787,6 +914,7 @@ fn start_sampled(l: &LocalState, parent: Parent, name: Str, opts: Options) -> Sp
             }
         }
         SamplingDecision::Sample(th) => {
+            w.counters().started.add(1);
             let mut r = Recording {
                 tracer,
                 start: tracer.clock.ticks(),
@@ -859,7 +987,7 @@ impl SpanBuilder {
         let SpanBuilder { name, parent, opts } = self;
         match local::get() {
             Some(l) => EnteredSpan::enter_in(l, start_built(l, parent, name, opts)),
-            None => EnteredSpan { span: Span::noop(), prev: None, active: false, _not_send: PhantomData },
+            None => EnteredSpan::inactive(),
         }
     }
 }
@@ -892,15 +1020,33 @@ impl std::fmt::Debug for LocalParentGuard {
 /// the span when dropped. Derefs to [`Span`].
 #[must_use = "the span ends when the guard drops; bind it (`let _s = …`)"]
 pub struct EnteredSpan {
-    span: Span,
-    prev: Option<ParentCtx>,
-    active: bool,
+    /// Ended and released by the guard's drop itself ([`Span::end_and_release`]),
+    /// never by `Span`'s own drop: that second pass over an ended span was an
+    /// out-of-line call costing a fifth of an unsampled span.
+    span: std::mem::ManuallyDrop<Span>,
+    restore: Restore,
     _not_send: PhantomData<*const ()>,
+}
+
+/// What an [`EnteredSpan`] puts back when it ends.
+enum Restore {
+    /// Nothing: the span did not become the current parent (no tracer).
+    Nothing,
+    /// The whole previous parent (a new trace, or a span started through the
+    /// sampler, whose context may differ from its parent's in any field).
+    Parent(Option<ParentCtx>),
+    /// The previous parent's span ID: the span was a child of the current parent,
+    /// whose context it copied except for its own span ID.
+    SpanId(SpanId),
 }
 
 impl EnteredSpan {
     fn inactive() -> EnteredSpan {
-        EnteredSpan { span: Span::noop(), prev: None, active: false, _not_send: PhantomData }
+        EnteredSpan {
+            span: std::mem::ManuallyDrop::new(Span::noop()),
+            restore: Restore::Nothing,
+            _not_send: PhantomData,
+        }
     }
 
     #[inline(always)]
@@ -908,9 +1054,17 @@ impl EnteredSpan {
         match span.parent_ctx() {
             Some(ctx) => {
                 let prev = l.replace_current(Some(ctx));
-                EnteredSpan { span, prev, active: true, _not_send: PhantomData }
+                EnteredSpan {
+                    span: std::mem::ManuallyDrop::new(span),
+                    restore: Restore::Parent(prev),
+                    _not_send: PhantomData,
+                }
             }
-            None => EnteredSpan { span, prev: None, active: false, _not_send: PhantomData },
+            None => EnteredSpan {
+                span: std::mem::ManuallyDrop::new(span),
+                restore: Restore::Nothing,
+                _not_send: PhantomData,
+            },
         }
     }
 }
@@ -933,12 +1087,23 @@ impl Drop for EnteredSpan {
         // One thread-local access for both: restore the parent, then end the span
         // (its own drop then finds it ended).
         let local = local::get();
-        if self.active {
-            if let Some(l) = local {
-                l.replace_current(self.prev.take());
+        if let Some(l) = local {
+            match &mut self.restore {
+                Restore::Nothing => {}
+                // Assigned in place: swapping whole contexts through the stack
+                // cost more than the rest of an unsampled span's end.
+                Restore::Parent(None) => l.clear_current(),
+                Restore::Parent(prev) => {
+                    l.replace_current(prev.take());
+                }
+                // Only while this span is still the current parent: guards
+                // dropped out of order must not graft this ID onto another
+                // span's context.
+                Restore::SpanId(prev) => l.restore_current_span_id(self.span.span_id(), *prev),
             }
         }
-        self.span.finish_in(local, None);
+        // SAFETY: the guard is being dropped and never touches its span again.
+        unsafe { self.span.end_and_release(local) };
     }
 }
 

@@ -70,9 +70,11 @@ impl Dropped {
 pub struct Stats {
     /// Spans started (recording or not).
     pub started: u64,
-    /// Spans ended.
+    /// Spans ended. A span of a sampled-out trace records nothing and is counted
+    /// as ended (and sampled out) as soon as it starts, which keeps its end free
+    /// of any bookkeeping.
     pub ended: u64,
-    /// Ended spans not recorded because their trace was sampled out.
+    /// Spans not recorded because their trace was sampled out.
     pub sampled_out: u64,
     /// Traces sampled out, by sampler.
     pub sampled_out_traces: SampledOutTraces,

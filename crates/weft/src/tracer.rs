@@ -292,7 +292,6 @@ pub(crate) struct OrphanCounters {
     pub ended: AtomicU64,
     pub recorded: AtomicU64,
     pub dropped_memory: AtomicU64,
-    pub sampled_out: AtomicU64,
 }
 
 /// Written by the collector thread only.
@@ -416,7 +415,6 @@ impl TracerShared {
         t.ended += oc.ended.load(Ordering::Relaxed);
         t.recorded += oc.recorded.load(Ordering::Relaxed);
         t.dropped_memory += oc.dropped_memory.load(Ordering::Relaxed);
-        t.sampled_out_spans += oc.sampled_out.load(Ordering::Relaxed);
         let exported = self.out.exported.load(Ordering::Relaxed);
         let failed = self.out.export_failed.load(Ordering::Relaxed);
         let rejected = self.out.export_rejected.load(Ordering::Relaxed);
@@ -432,8 +430,9 @@ impl TracerShared {
             buffered = 0;
         }
         Stats {
-            started: t.started,
-            // Unsampled spans count their end once, as sampled out.
+            // A span of a sampled-out trace is counted once, when it starts, as
+            // started, ended and sampled out (see `ThreadCounters`).
+            started: t.started + t.sampled_out_spans,
             ended: t.ended + t.sampled_out_spans,
             sampled_out: t.sampled_out_spans,
             sampled_out_traces: traces,

@@ -249,6 +249,65 @@ fn current_context_follows_entered_spans() {
 }
 
 #[test]
+fn unsampled_spans_propagate_their_context_and_are_counted_when_they_start() {
+    let tracer = weft::builder()
+        .exporter(InMemoryExporter::new())
+        .sampler(weft::sampler::AlwaysOff)
+        .log_at_shutdown(false)
+        .install()
+        .unwrap();
+    {
+        let root = Span::enter("root");
+        assert!(!root.is_recording());
+        let root_ctx = root.context();
+        assert!(root_ctx.is_valid() && !root_ctx.is_sampled());
+        assert_eq!(weft::current_context().unwrap(), root_ctx);
+        {
+            let child = Span::enter("child");
+            let child_ctx = child.context();
+            assert_eq!(child_ctx.trace_id(), root_ctx.trace_id());
+            assert_ne!(child_ctx.span_id(), root_ctx.span_id());
+            assert_eq!(weft::current_context().unwrap(), child_ctx);
+            let leaf = Span::child("leaf");
+            assert_eq!(leaf.context().trace_id(), root_ctx.trace_id());
+            assert!(![root_ctx.span_id(), child_ctx.span_id()].contains(&leaf.context().span_id()));
+            // Counted at their start: three started, ended and sampled out
+            // while all three are still open.
+            let s = tracer.stats();
+            assert_eq!((s.started, s.ended, s.sampled_out, s.exported), (3, 3, 3, 0), "{s}");
+        }
+        assert_eq!(weft::current_context().unwrap(), root_ctx);
+    }
+    assert!(weft::current_context().is_none());
+    let stats = tracer.shutdown(Duration::from_secs(5)).unwrap();
+    assert_eq!((stats.started, stats.ended, stats.sampled_out), (3, 3, 3), "{stats}");
+    assert_eq!(stats.sampled_out_traces.always_off, 1);
+    assert!(stats.is_balanced(), "{stats}");
+}
+
+#[test]
+fn guards_dropped_out_of_order_never_mix_contexts() {
+    let (tracer, _) = install(SpanLimits::default());
+    let a = Span::enter("a");
+    let b = Span::enter("b");
+    let b_ctx = b.context();
+    assert_eq!(weft::current_context().unwrap(), b_ctx);
+    // `a` restores what was current before it: nothing.
+    drop(a);
+    assert!(weft::current_context().is_none());
+    // A new trace begins; `b` ending must not give it `a`'s span ID back.
+    let c = Span::enter("c");
+    let c_ctx = c.context();
+    assert_ne!(c_ctx.trace_id(), b_ctx.trace_id());
+    drop(b);
+    assert_eq!(weft::current_context().unwrap(), c_ctx);
+    drop(c);
+    assert!(weft::current_context().is_none());
+    let stats = tracer.shutdown(Duration::from_secs(5)).unwrap();
+    assert_eq!((stats.started, stats.ended, stats.exported), (3, 3, 3), "{stats}");
+}
+
+#[test]
 fn invalid_configuration_is_refused_with_a_reason() {
     let cases: Vec<(weft::TracerBuilder, &str)> = vec![
         (weft::builder(), "no exporter"),
