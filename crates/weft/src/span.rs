@@ -874,7 +874,23 @@ fn start_sampled(l: &LocalState, parent: Parent, name: Str, opts: Options) -> Sp
     let decision = match decision {
         SamplingDecision::Sample(th) if is_local_root => match tracer.adaptive {
             Some(a) => {
-                let (used, limit) = (tracer.budget.used(), tracer.budget.limit());
+                let (mut used, limit) = (tracer.budget.used(), tracer.budget.limit());
+                // Memory this high while the collector has not run for 250 µs
+                // means it is waiting for a CPU (more busy threads than cores),
+                // not that the exporter is slow: give it the CPU before shedding
+                // a trace that would have been delivered. A few yields at most,
+                // and only in that state; a slow exporter never causes them.
+                // Without this, a burst of threads could shed for as long as it
+                // lasted: shedding writes no chunks, and chunks were the only
+                // place producers yielded.
+                for _ in 0..4 {
+                    if used <= tracer.adaptive_high_bytes || !tracer.collector_is_starved() {
+                        break;
+                    }
+                    tracer.wake_collector();
+                    std::thread::yield_now();
+                    used = tracer.budget.used();
+                }
                 w.pressure = used > tracer.adaptive_high_bytes;
                 if (used as f64) <= a.high_water * limit as f64 {
                     SamplingDecision::Sample(th)
