@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 use crate::buffer::chunk::{Chunk, ChunkRange, SLOT_BYTES};
 use crate::buffer::thread_buffer::ThreadCursor;
 use crate::export::{Settlement, SpanBatch, SpanExporter};
-use crate::tracer::{TracerShared, EXPORTING, NAP_IDLE, NAP_NONE, NAP_QUIET};
+use crate::tracer::{TracerShared, NAP_IDLE, NAP_NONE, NAP_QUIET};
 
 /// The collector's naps. While little is buffered it naps 1 ms; a thread that
 /// opens a chunk with more than 1/8 of the budget in use wakes it early
@@ -200,14 +200,9 @@ impl Collector {
         let settlement = Settlement::new(self.tracer, batch.len() as u64);
         self.tracer.out.batches.fetch_add(1, Ordering::Relaxed);
         let exporter = &mut self.exporter;
-        // While the exporter has the batch, a stale heartbeat means a slow
-        // exporter, not a collector waiting for a CPU: producers must not yield.
-        let beat = &self.tracer.collector_heartbeat;
-        beat.store(EXPORTING, Ordering::Relaxed);
         // A panicking exporter drops the settlement while unwinding, which counts
         // the batch as failed.
         let _ = catch_unwind(AssertUnwindSafe(|| exporter.submit(batch, settlement)));
-        beat.store(self.tracer.clock.ticks(), Ordering::Relaxed);
     }
 
     fn guarded(&mut self, f: impl FnOnce(&mut dyn SpanExporter) -> crate::export::ExportResult) {

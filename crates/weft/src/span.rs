@@ -816,6 +816,10 @@ impl Recording {
     }
 }
 
+/// New traces a thread sheds under memory pressure between two yields to a
+/// starved collector: about one chunk's worth of spans.
+const SHED_YIELD_EVERY: u32 = 64;
+
 /// Starts a span with a sampling decision: roots, explicit parents, and local
 /// children under samplers that do not simply follow the parent.
 fn start_sampled(l: &LocalState, parent: Parent, name: Str, opts: Options) -> Span {
@@ -875,21 +879,21 @@ fn start_sampled(l: &LocalState, parent: Parent, name: Str, opts: Options) -> Sp
         SamplingDecision::Sample(th) if is_local_root => match tracer.adaptive {
             Some(a) => {
                 let (mut used, limit) = (tracer.budget.used(), tracer.budget.limit());
-                // Memory this high while the collector has not run for 250 µs
-                // means it is waiting for a CPU (more busy threads than cores),
-                // not that the exporter is slow: give it the CPU before shedding
-                // a trace that would have been delivered. A few yields at most,
-                // and only in that state; a slow exporter never causes them.
-                // Without this, a burst of threads could shed for as long as it
-                // lasted: shedding writes no chunks, and chunks were the only
-                // place producers yielded.
-                for _ in 0..4 {
-                    if used <= tracer.adaptive_high_bytes || !tracer.collector_is_starved() {
-                        break;
+                // Memory this high while the collector has not run for 250 µs:
+                // it may be waiting for a CPU (more busy threads than cores).
+                // Threads yield to it once per chunk they fill; a thread that
+                // sheds fills no chunks, so without this a burst of threads
+                // could shed for as long as it lasted. It yields here as often
+                // as a thread writing would (once per ~64 traces), so a slow
+                // exporter costs shedding threads no more than writing ones.
+                if used > tracer.adaptive_high_bytes {
+                    w.shed_streak += 1;
+                    if w.shed_streak >= SHED_YIELD_EVERY && tracer.collector_is_starved() {
+                        w.shed_streak = 0;
+                        tracer.wake_collector();
+                        std::thread::yield_now();
+                        used = tracer.budget.used();
                     }
-                    tracer.wake_collector();
-                    std::thread::yield_now();
-                    used = tracer.budget.used();
                 }
                 w.pressure = used > tracer.adaptive_high_bytes;
                 if (used as f64) <= a.high_water * limit as f64 {

@@ -240,8 +240,6 @@ impl TracerBuilder {
 }
 
 /// The collector is running or in its shortest nap.
-/// The collector's heartbeat while its exporter holds a batch.
-pub(crate) const EXPORTING: u64 = u64::MAX;
 pub(crate) const NAP_NONE: u8 = 0;
 /// The collector is in a 1 ms nap.
 pub(crate) const NAP_QUIET: u8 = 1;
@@ -359,10 +357,9 @@ impl TracerShared {
     /// Whether the collector has not run a round for 250 µs (while not idle).
     #[inline]
     pub(crate) fn collector_is_starved(&self) -> bool {
-        let beat = self.collector_heartbeat.load(Ordering::Relaxed);
-        beat != EXPORTING
-            && self.collector_nap.load(Ordering::Relaxed) != NAP_IDLE
-            && self.clock.ticks().wrapping_sub(beat) > self.starved_after_ticks
+        self.collector_nap.load(Ordering::Relaxed) != NAP_IDLE
+            && self.clock.ticks().wrapping_sub(self.collector_heartbeat.load(Ordering::Relaxed))
+                > self.starved_after_ticks
     }
 
     /// Wakes the collector if it is in a long sleep. Called once per chunk, not

@@ -74,6 +74,9 @@ pub(crate) struct ThreadWriter {
     /// Whether buffered memory was above the adaptive high-water mark when last
     /// looked at (each new chunk, and each new trace while it was).
     pub pressure: bool,
+    /// New traces shed by the adaptive stage since this thread last yielded to
+    /// a starved collector.
+    pub shed_streak: u32,
 }
 
 impl ThreadWriter {
@@ -85,7 +88,7 @@ impl ThreadWriter {
             alive: AtomicBool::new(true),
         });
         tracer.register(buffer.clone());
-        ThreadWriter { tracer, buffer, chunk: None, len: 0, uncharged_heap: 0, pressure: false }
+        ThreadWriter { tracer, buffer, chunk: None, len: 0, uncharged_heap: 0, pressure: false, shed_streak: 0 }
     }
 
     #[inline]
