@@ -361,7 +361,13 @@ impl Span {
     #[inline]
     fn finish(&mut self, end: Option<u64>) {
         if !self.done {
-            self.finish_in(local::get(), end);
+            // Only a recording span needs the thread's state to end: an
+            // unsampled one was counted when it started.
+            if let Inner::Recording(_) = self.inner {
+                self.finish_in(local::get(), end);
+            } else {
+                self.done = true;
+            }
         }
     }
 
