@@ -99,13 +99,21 @@ impl Span {
         Span { done: false, inner: Inner::Noop }
     }
 
+    /// A span of an unsampled trace.
+    #[inline(always)]
+    fn non_recording(n: NonRecording) -> Span {
+        Span { done: false, inner: Inner::NonRecording(n) }
+    }
+
     /// A child of this thread's current local parent, or the root of a new trace
     /// if there is none.
     #[inline(always)]
     pub fn child(name: impl Into<Str>) -> Span {
         let Some(l) = local::get() else { return Span::noop() };
-        if let Some(p) = l.current_ref().filter(|p| p.follows_unsampled()) {
-            return unsampled_child(l, p);
+        match unsampled_case(l) {
+            Some(Unsampled::Child(p)) => return unsampled_child(l, p),
+            Some(Unsampled::Root(t)) => return unsampled_root(t, unsampled_root_ids(l, t)),
+            None => {}
         }
         match fast_start(l) {
             Fast::Start(st) => st.into_span(name.into()),
@@ -136,11 +144,8 @@ impl Span {
     #[inline(always)]
     pub fn enter(name: impl Into<Str>) -> EnteredSpan {
         let Some(l) = local::get() else { return EnteredSpan::inactive() };
-        // Spans of unsampled traces take paths of their own, written so that
-        // nothing is built twice: copying a freshly built 80-byte start through
-        // the stack stalled on store forwarding for a third of their time.
-        match l.current_ref() {
-            Some(p) if p.follows_unsampled() => {
+        match unsampled_case(l) {
+            Some(Unsampled::Child(p)) => {
                 let span = unsampled_child(l, p);
                 let prev = l.swap_current_span_id(span.span_id());
                 return EnteredSpan {
@@ -149,12 +154,8 @@ impl Span {
                     _not_send: PhantomData,
                 };
             }
-            None => {
-                if let Some(t) = tracer::global().filter(|t| t.roots_never_sampled) {
-                    return unsampled_root_entered(l, t);
-                }
-            }
-            Some(_) => {}
+            Some(Unsampled::Root(t)) => return unsampled_root_entered(l, t),
+            None => {}
         }
         match fast_start(l) {
             // The span is built in place in the returned guard: moving a 400-byte
@@ -170,21 +171,10 @@ impl Span {
                         Restore::Parent(None)
                     }
                 };
-                // The two variants are built in separate arms so that each is
-                // written straight into the returned guard; one `Span` chosen from
-                // two built ones was a 400-byte copy per call.
-                if st.flags.is_sampled() {
-                    EnteredSpan {
-                        span: std::mem::ManuallyDrop::new(st.into_span(name.into())),
-                        restore,
-                        _not_send: PhantomData,
-                    }
-                } else {
-                    EnteredSpan {
-                        span: std::mem::ManuallyDrop::new(st.into_non_recording()),
-                        restore,
-                        _not_send: PhantomData,
-                    }
+                EnteredSpan {
+                    span: std::mem::ManuallyDrop::new(st.into_span(name.into())),
+                    restore,
+                    _not_send: PhantomData,
                 }
             }
             Fast::Slow => EnteredSpan::enter_in(l, start_sampled(l, Parent::Local, name.into(), Options::default())),
@@ -579,11 +569,9 @@ fn unix_nanos(t: SystemTime) -> u64 {
     t.duration_since(UNIX_EPOCH).map_or(0, |d| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX))
 }
 
-/// Starts a child of the current local parent — the common case. With a sampler
-/// that follows local parents it is decided here without calling the sampler;
-/// everything else goes through [`start_sampled`].
-/// The small part of a new span — IDs, flags, trace state — computed before the
-/// record is built in place by [`Start::into_span`].
+/// The small part of a new sampled span — IDs, flags, trace state — decided
+/// without the sampler by [`fast_start`], before the record is built in place by
+/// [`Start::into_span`]; everything else goes through [`start_sampled`].
 struct Start {
     /// Whether the span is a child of the current local parent (same tracer,
     /// trace, flags and trace state: only the span ID differs).
@@ -594,7 +582,6 @@ struct Start {
     parent_span_id: SpanId,
     flags: TraceFlags,
     trace_state: TraceState,
-    reason: u8,
 }
 
 /// What the fast path found.
@@ -607,19 +594,14 @@ enum Fast {
     Noop,
 }
 
-/// The common cases: a child of a local parent under a sampler that follows local
-/// parents, or a new root under a sampler that samples every root. Neither calls
-/// the sampler.
+/// The common sampled cases: a child of a sampled local parent under a sampler
+/// that follows local parents, or a new root under a sampler that samples every
+/// root. Neither calls the sampler. (Unsampled traces are [`unsampled_case`]'s.)
 #[inline(always)]
 fn fast_start(l: &LocalState) -> Fast {
     match l.current_ref() {
-        Some(p) if p.tracer.follows_local => {
-            let c = l.writer(p.tracer).counters();
-            if p.flags.is_sampled() {
-                c.started.add(1);
-            } else {
-                c.sampled_out_spans.add(1);
-            }
+        Some(p) if p.tracer.follows_local && p.flags.is_sampled() => {
+            l.writer(p.tracer).counters().started.add(1);
             Fast::Start(Start {
                 child: true,
                 tracer: p.tracer,
@@ -628,13 +610,11 @@ fn fast_start(l: &LocalState) -> Fast {
                 parent_span_id: p.span_id,
                 flags: p.flags,
                 trace_state: p.trace_state.clone(),
-                reason: p.reason,
             })
         }
         Some(_) => Fast::Slow,
         None => match tracer::global() {
             Some(t) if t.roots_always_sampled => new_root_start(l, t),
-            Some(t) if t.roots_never_sampled => new_unsampled_root_start(l, t),
             Some(_) => Fast::Slow,
             None => Fast::Noop,
         },
@@ -662,69 +642,85 @@ fn new_root_start(l: &LocalState, tracer: &'static TracerShared) -> Fast {
         parent_span_id: SpanId::INVALID,
         flags: TraceFlags::SAMPLED.with(TraceFlags::RANDOM),
         trace_state: TraceState::EMPTY.with_threshold(Some(Threshold::ALWAYS)),
-        reason: 0,
     })
 }
 
-/// A new trace under a sampler that drops every root (`AlwaysOff`, or
-/// `ParentBased(AlwaysOff)`): counted, with IDs for propagation, no sampler call.
+/// The spans of unsampled traces that need no sampler call. They take paths of
+/// their own, built straight from their parent's fields: building a `Start`
+/// first and copying it through the stack stalled on store forwarding for a
+/// third of their time.
+enum Unsampled<'a> {
+    /// A child of this current local parent, unsampled, under a sampler that
+    /// follows local parents.
+    Child(&'a ParentCtx),
+    /// A new trace under a sampler that drops every root (`AlwaysOff`, or
+    /// `ParentBased(AlwaysOff)`).
+    Root(&'static TracerShared),
+}
+
+/// Which [`Unsampled`] case a new span on this thread is, if any.
 #[inline(always)]
-fn new_unsampled_root_start(l: &LocalState, tracer: &'static TracerShared) -> Fast {
-    let w = l.writer(tracer);
-    let c = w.counters();
+fn unsampled_case(l: &LocalState) -> Option<Unsampled<'_>> {
+    match l.current_ref() {
+        Some(p) if p.follows_unsampled() => Some(Unsampled::Child(p)),
+        Some(_) => None,
+        None => tracer::global().filter(|t| t.roots_never_sampled).map(Unsampled::Root),
+    }
+}
+
+/// A child of `p` (see [`Unsampled::Child`]): counted, and given a span ID for
+/// propagation.
+#[inline(always)]
+fn unsampled_child(l: &LocalState, p: &ParentCtx) -> Span {
+    l.writer(p.tracer).counters().sampled_out_spans.add(1);
+    Span::non_recording(NonRecording {
+        tracer: p.tracer,
+        trace_id: p.trace_id,
+        span_id: l.new_span_id(),
+        flags: p.flags,
+        trace_state: p.trace_state.clone(),
+        reason: p.reason,
+    })
+}
+
+/// A new unsampled trace (see [`Unsampled::Root`]): counted, and its IDs drawn
+/// for propagation.
+#[inline(always)]
+fn unsampled_root_ids(l: &LocalState, tracer: &'static TracerShared) -> (TraceId, SpanId) {
+    let c = l.writer(tracer).counters();
     c.sampled_out_spans.add(1);
     c.sampled_out_traces[DropReason::AlwaysOff as usize].add(1);
-    Fast::Start(Start {
-        child: false,
+    (l.new_trace_id(), l.new_span_id())
+}
+
+/// The first span of a new unsampled trace with these IDs.
+#[inline(always)]
+fn unsampled_root(tracer: &'static TracerShared, (trace_id, span_id): (TraceId, SpanId)) -> Span {
+    Span::non_recording(NonRecording {
         tracer,
-        trace_id: l.new_trace_id(),
-        span_id: l.new_span_id(),
-        parent_span_id: SpanId::INVALID,
+        trace_id,
+        span_id,
         flags: TraceFlags::RANDOM,
         trace_state: TraceState::EMPTY,
         reason: DropReason::AlwaysOff as u8,
     })
 }
 
-/// A child of `p`, the current local parent, which is unsampled and whose
-/// tracer follows local parents: counted, and given a span ID for propagation.
-#[inline(always)]
-fn unsampled_child(l: &LocalState, p: &ParentCtx) -> Span {
-    l.writer(p.tracer).counters().sampled_out_spans.add(1);
-    Span {
-        done: false,
-        inner: Inner::NonRecording(NonRecording {
-            tracer: p.tracer,
-            trace_id: p.trace_id,
-            span_id: l.new_span_id(),
-            flags: p.flags,
-            trace_state: p.trace_state.clone(),
-            reason: p.reason,
-        }),
-    }
-}
-
-/// A new unsampled trace (`AlwaysOff` roots), entered: the current parent is
-/// set from the same values as the span, not copied from it.
+/// [`unsampled_root`], entered. The current parent is set from the same values
+/// as the span, not copied from it (that copy stalled on store forwarding).
 #[inline(always)]
 fn unsampled_root_entered(l: &LocalState, tracer: &'static TracerShared) -> EnteredSpan {
-    let c = l.writer(tracer).counters();
-    c.sampled_out_spans.add(1);
-    c.sampled_out_traces[DropReason::AlwaysOff as usize].add(1);
-    let (trace_id, span_id) = (l.new_trace_id(), l.new_span_id());
-    let reason = DropReason::AlwaysOff as u8;
+    let (trace_id, span_id) = unsampled_root_ids(l, tracer);
     l.set_current(ParentCtx {
         tracer,
         trace_id,
         span_id,
         flags: TraceFlags::RANDOM,
         trace_state: TraceState::EMPTY,
-        reason,
+        reason: DropReason::AlwaysOff as u8,
     });
-    let span =
-        NonRecording { tracer, trace_id, span_id, flags: TraceFlags::RANDOM, trace_state: TraceState::EMPTY, reason };
     EnteredSpan {
-        span: std::mem::ManuallyDrop::new(Span { done: false, inner: Inner::NonRecording(span) }),
+        span: std::mem::ManuallyDrop::new(unsampled_root(tracer, (trace_id, span_id))),
         restore: Restore::Parent(None),
         _not_send: PhantomData,
     }
@@ -739,32 +735,13 @@ impl Start {
             span_id: self.span_id,
             flags: self.flags,
             trace_state: self.trace_state.clone(),
-            reason: self.reason,
+            reason: 0,
         }
     }
 
-    /// The span of an unsampled trace.
-    #[inline(always)]
-    fn into_non_recording(self) -> Span {
-        Span {
-            done: false,
-            inner: Inner::NonRecording(NonRecording {
-                tracer: self.tracer,
-                trace_id: self.trace_id,
-                span_id: self.span_id,
-                flags: self.flags,
-                trace_state: self.trace_state,
-                reason: self.reason,
-            }),
-        }
-    }
-
-    /// Builds the span; the clock is read last, as late as possible.
+    /// Builds the (recording) span; the clock is read last, as late as possible.
     #[inline(always)]
     fn into_span(self, name: Str) -> Span {
-        if !self.flags.is_sampled() {
-            return self.into_non_recording();
-        }
         Span {
             done: false,
             inner: Inner::Recording(Recording {
@@ -789,6 +766,9 @@ impl Start {
 /// Starts a span from a builder.
 fn start_built(l: &LocalState, parent: Parent, name: Str, opts: Options) -> Span {
     if let Parent::Local = parent {
+        if let Some(Unsampled::Child(p)) = unsampled_case(l) {
+            return unsampled_child(l, p);
+        }
         if l.current_ref().is_some_and(|p| p.tracer.follows_local) {
             if let Fast::Start(st) = fast_start(l) {
                 let mut span = st.into_span(name);
