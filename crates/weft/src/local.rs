@@ -8,7 +8,7 @@
 
 use std::cell::{Cell, UnsafeCell};
 
-use crate::buffer::thread_buffer::ThreadWriter;
+use crate::buffer::thread_buffer::{ThreadCounters, ThreadWriter};
 use crate::context::TraceState;
 use crate::ids::{SpanId, TraceFlags, TraceId};
 use crate::record::Event;
@@ -37,8 +37,18 @@ impl ParentCtx {
 
 pub(crate) struct LocalState {
     current: UnsafeCell<Option<ParentCtx>>,
+    /// The ID generator's state: 0 until the thread first registers with a
+    /// tracer, which seeds it (see `next_u64`).
     rng: Cell<u64>,
     writer: UnsafeCell<Option<ThreadWriter>>,
+    /// The tracer `writer` belongs to (null without one). Kept beside it so that
+    /// the hot path's "is this thread registered with this tracer?" is one
+    /// comparison: on the `Option<ThreadWriter>` it was a niche test and a
+    /// pointer test, a tenth of an unsampled span.
+    writer_tracer: Cell<*const TracerShared>,
+    /// `writer`'s counters (valid while `writer_tracer` is non-null): counting an
+    /// unsampled span is then one increment behind one load.
+    counters: Cell<*const ThreadCounters>,
     /// Events added to the current span from outside it (`add_event_to_current`,
     /// the `log` bridge), held until that span ends on this thread or its future
     /// is next polled here.
@@ -55,6 +65,8 @@ thread_local! {
             current: UnsafeCell::new(None),
             rng: Cell::new(0),
             writer: UnsafeCell::new(None),
+            writer_tracer: Cell::new(std::ptr::null()),
+            counters: Cell::new(std::ptr::null()),
             pending: UnsafeCell::new(Vec::new()),
         }
     };
@@ -122,7 +134,16 @@ impl LocalState {
     #[inline(always)]
     pub(crate) fn clear_current(&self) {
         // SAFETY: as above.
-        unsafe { *self.current.get() = None }
+        let cur = unsafe { &mut *self.current.get() };
+        // Only a trace state with foreign members owns anything; dropping it is
+        // kept out of line so that ending an entered root inlines.
+        if cur.as_ref().is_some_and(|c| c.trace_state.owns_shared()) {
+            drop_current(cur);
+        } else {
+            // SAFETY: the value owns nothing (checked above), so overwriting it
+            // without running its destructor leaks nothing.
+            unsafe { std::ptr::write(cur, None) }
+        }
     }
 
     /// Gives the current local parent the span ID `id`, returning its previous
@@ -183,16 +204,17 @@ impl LocalState {
     }
 
     /// The next pseudo-random number (wyrand): a few cycles, no shared state.
-    #[inline]
+    ///
+    /// The generator is seeded when the thread registers with a tracer, which
+    /// every span start does (through [`Self::counters`] or [`Self::writer`])
+    /// before it draws an ID: checking for an unseeded state on every draw
+    /// instead cost two instructions per draw.
+    #[inline(always)]
     pub(crate) fn next_u64(&self) -> u64 {
-        let mut s = self.rng.get();
-        if s == 0 {
-            s = seed();
-        }
-        s = s.wrapping_add(0xa076_1d64_78bd_642f);
+        debug_assert!(!self.writer_tracer.get().is_null(), "an ID drawn before this thread registered with a tracer");
+        let s = self.rng.get().wrapping_add(WY_INCREMENT);
         self.rng.set(s);
-        let t = u128::from(s) * u128::from(s ^ 0xe703_7ed1_a0b4_28db);
-        (t >> 64) as u64 ^ t as u64
+        wymix(s)
     }
 
     /// A new, valid span ID.
@@ -206,11 +228,18 @@ impl LocalState {
         }
     }
 
-    /// A new, valid, random trace ID.
+    /// A new, valid, random trace ID: two draws, made with one read and one
+    /// write of the state so that their multiplications run side by side.
+    /// (One draw's 128-bit product split in two is not enough: its high half's
+    /// top bits are biased and its low half's lowest bit is always 0.)
     #[inline]
     pub(crate) fn new_trace_id(&self) -> TraceId {
         loop {
-            let v = u128::from(self.next_u64()) << 64 | u128::from(self.next_u64());
+            debug_assert!(!self.writer_tracer.get().is_null(), "an ID drawn before this thread registered");
+            let s1 = self.rng.get().wrapping_add(WY_INCREMENT);
+            let s2 = s1.wrapping_add(WY_INCREMENT);
+            self.rng.set(s2);
+            let v = u128::from(wymix(s1)) << 64 | u128::from(wymix(s2));
             if v != 0 {
                 return TraceId::from_u128(v);
             }
@@ -222,24 +251,63 @@ impl LocalState {
     #[inline(always)]
     #[allow(clippy::mut_from_ref)]
     pub(crate) fn writer(&self, tracer: &'static TracerShared) -> &mut ThreadWriter {
+        if !std::ptr::eq(self.writer_tracer.get(), tracer) {
+            return self.register_writer(tracer);
+        }
         // SAFETY: the returned reference is used by crate code only, briefly, and no
         // other reference into `writer` is live meanwhile.
-        let slot = unsafe { &mut *self.writer.get() };
-        if !matches!(slot, Some(w) if std::ptr::eq(w.tracer, tracer)) {
-            return register_writer(slot, tracer);
-        }
-        match slot {
+        match unsafe { &mut *self.writer.get() } {
             Some(w) => w,
-            None => unreachable!("checked just above"),
+            // `writer_tracer` is non-null only while the slot holds a writer.
+            None => self.register_writer(tracer),
         }
+    }
+
+    /// This thread's counters for `tracer` (registering it as [`Self::writer`]
+    /// does): the unsampled path's only thread-local write.
+    #[inline(always)]
+    pub(crate) fn counters(&self, tracer: &'static TracerShared) -> &ThreadCounters {
+        if !std::ptr::eq(self.writer_tracer.get(), tracer) {
+            return self.register_writer(tracer).counters();
+        }
+        // SAFETY: `counters` points into the buffer the registered writer holds
+        // an `Arc` of, and is replaced together with it.
+        unsafe { &*self.counters.get() }
+    }
+
+    /// Registers this thread with `tracer` (first span, or a new tracer since).
+    #[cold]
+    #[inline(never)]
+    #[allow(clippy::mut_from_ref)]
+    fn register_writer(&self, tracer: &'static TracerShared) -> &mut ThreadWriter {
+        // SAFETY: as in `writer`.
+        let slot = unsafe { &mut *self.writer.get() };
+        let w = slot.insert(ThreadWriter::register(tracer));
+        if self.rng.get() == 0 {
+            self.rng.set(seed());
+        }
+        self.writer_tracer.set(tracer);
+        self.counters.set(w.counters());
+        w
     }
 }
 
-/// Registers this thread with `tracer` (first span, or a new tracer since).
+/// Drops a current parent whose trace state holds foreign members.
 #[cold]
 #[inline(never)]
-fn register_writer<'a>(slot: &'a mut Option<ThreadWriter>, tracer: &'static TracerShared) -> &'a mut ThreadWriter {
-    slot.insert(ThreadWriter::register(tracer))
+fn drop_current(cur: &mut Option<ParentCtx>) {
+    *cur = None;
+}
+
+/// wyrand's state increment.
+const WY_INCREMENT: u64 = 0xa076_1d64_78bd_642f;
+
+/// wyrand's output function: the state multiplied by itself with its bits mixed,
+/// the 128-bit product's halves folded together.
+#[inline(always)]
+fn wymix(s: u64) -> u64 {
+    let t = u128::from(s) * u128::from(s ^ 0xe703_7ed1_a0b4_28db);
+    (t >> 64) as u64 ^ t as u64
 }
 
 #[cold]

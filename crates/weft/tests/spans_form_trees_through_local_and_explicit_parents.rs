@@ -92,6 +92,57 @@ fn everything_set_on_a_span_reaches_the_exporter() {
 }
 
 #[test]
+fn a_span_ended_in_place_stops_recording_and_keeps_its_context() {
+    // `end_now` leaves the span in place (the `tracing` bridge keeps spans in
+    // the registry). Its record has moved to the exporter's side by then:
+    // later calls must not reach it, and its context must survive.
+    let (tracer, mem) = install(SpanLimits::default());
+    let remote = SpanContext::new(
+        TraceId::from_u128(7),
+        SpanId::from_u64(9),
+        TraceFlags::SAMPLED,
+        true,
+        TraceState::parse("vendor=value").unwrap(),
+    );
+    let mut span = Span::child_of(&remote, "ended early");
+    span.set_attribute("k", String::from("before"));
+    let ctx = span.context();
+    span.end_now();
+    assert!(!span.is_recording());
+    span.set_attribute("k", String::from("after")); // same key: would free the moved value
+    span.set_attribute("new", 1i64);
+    span.add_event("late", vec![KeyValue::new("x", String::from("y"))]);
+    span.add_link(remote.clone(), vec![]);
+    span.set_status(Status::error(String::from("late")));
+    span.update_name(String::from("renamed"));
+    span.end_now();
+    let after = span.context();
+    assert_eq!((after.trace_id(), after.span_id(), after.flags()), (ctx.trace_id(), ctx.span_id(), ctx.flags()));
+    assert_eq!(after.trace_state().header_value(), ctx.trace_state().header_value());
+    {
+        let _p = span.set_local_parent();
+        let child = Span::child("child of ended");
+        assert!(child.is_recording());
+    }
+    drop(span);
+    let mut entered = Span::enter("entered");
+    entered.end_now();
+    entered.set_attribute("k", String::from("after"));
+    drop(entered);
+    let stats = tracer.shutdown(Duration::from_secs(5)).unwrap();
+    assert!(stats.is_balanced(), "{stats:?}");
+    assert_eq!(stats.exported, 3);
+    let spans = mem.spans();
+    let ended = common::named(&spans, "ended early")[0];
+    assert_eq!(ended.attribute("k"), Some(&Value::from("before")));
+    assert_eq!(ended.attributes.len(), 1);
+    assert!(ended.events().is_empty() && ended.links().is_empty());
+    assert_eq!(ended.status, Status::Unset);
+    assert_eq!(common::named(&spans, "child of ended")[0].parent_span_id, ctx.span_id());
+    assert!(common::named(&spans, "entered")[0].attributes.is_empty());
+}
+
+#[test]
 fn remote_and_explicit_parents() {
     let (tracer, mem) = install(SpanLimits::default());
     let remote = SpanContext::new(
