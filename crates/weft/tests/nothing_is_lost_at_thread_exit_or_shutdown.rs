@@ -144,3 +144,46 @@ fn shutdown_timeout_counts_what_was_still_buffered_and_freezes_the_books() {
     std::thread::sleep(Duration::from_millis(100));
     assert_eq!(tracer.stats(), stats);
 }
+
+#[test]
+fn span_times_reach_the_exporter_as_unix_nanoseconds_on_every_path() {
+    // A span's times are clock ticks until it ends, converted to Unix time on
+    // every path a record leaves by: into the thread's chunk, or orphaned when
+    // it ends during thread teardown. Explicit times are kept as given.
+    use std::cell::RefCell;
+    use std::time::{SystemTime, UNIX_EPOCH};
+    let now = || SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_nanos() as u64;
+    let mem = weft::InMemoryExporter::new();
+    let tracer = quiet().exporter(mem.clone()).install().unwrap();
+    let before = now();
+    drop(weft::Span::root("chunk"));
+    thread_local! {
+        static HELD: RefCell<Option<weft::Span>> = const { RefCell::new(None) };
+    }
+    std::thread::spawn(|| {
+        // Registered before weft's own thread state, so destroyed after it: the
+        // span then ends with no thread state left and is orphaned.
+        HELD.with(|_| {});
+        let span = weft::Span::root("orphan");
+        HELD.with(|h| *h.borrow_mut() = Some(span));
+    })
+    .join()
+    .unwrap();
+    let given = SystemTime::UNIX_EPOCH + Duration::from_nanos(1_600_000_000_123_456_789);
+    weft::Span::builder("explicit").start_time(given).start().end_at(given + Duration::from_millis(5));
+    let stats = tracer.shutdown(Duration::from_secs(5)).unwrap();
+    let after = now();
+    assert!(stats.is_balanced(), "{stats:?}");
+    let spans = mem.spans();
+    for name in ["chunk", "orphan"] {
+        let s = spans.iter().find(|s| s.name == name).unwrap_or_else(|| panic!("{name} not exported: {stats:?}"));
+        assert!(
+            before <= s.start_unix_nanos && s.start_unix_nanos <= s.end_unix_nanos && s.end_unix_nanos <= after,
+            "{name}: {} .. {} outside {before} .. {after}",
+            s.start_unix_nanos,
+            s.end_unix_nanos
+        );
+    }
+    let e = spans.iter().find(|s| s.name == "explicit").unwrap();
+    assert_eq!((e.start_unix_nanos, e.end_unix_nanos), (1_600_000_000_123_456_789, 1_600_000_000_128_456_789));
+}
