@@ -472,6 +472,10 @@ impl Span {
                                         r.rec.used_bytes(),
                                     );
                                 }
+                                // Nothing from the copy above to the end of this
+                                // function may panic: the span still reads as
+                                // `Recording` until its last line, and an unwind
+                                // would end (and free) the moved record again.
                                 w.commit(heap, needs_drop);
                             }
                             // No room: the drop was counted; free the record here.

@@ -57,7 +57,7 @@ fn spans_ended_on_other_threads_are_counted_there() {
 #[test]
 fn ids_are_distinct_across_threads_and_every_bit_is_random() {
     // Each thread draws IDs from its own generator, seeded when it registers;
-    // a trace ID is one draw (the product's two halves). Distinct IDs across
+    // a trace ID is two draws made together. Distinct IDs across
     // threads and balanced bits catch an unseeded or badly mixed generator.
     let rec = Recorder::default();
     let tracer =

@@ -128,10 +128,19 @@ fn a_span_ended_in_place_stops_recording_and_keeps_its_context() {
     let mut entered = Span::enter("entered");
     entered.end_now();
     entered.set_attribute("k", String::from("after"));
+    {
+        // An entered child (its guard restores only the parent's span ID),
+        // ended in place: the parent is still restored when the guard drops.
+        let mut child = Span::enter("entered child");
+        child.end_now();
+        assert_eq!(weft::current_context().map(|c| c.span_id()), Some(child.context().span_id()));
+    }
+    assert_eq!(weft::current_context().map(|c| c.span_id()), Some(entered.context().span_id()));
     drop(entered);
+    assert!(weft::current_context().is_none());
     let stats = tracer.shutdown(Duration::from_secs(5)).unwrap();
     assert!(stats.is_balanced(), "{stats:?}");
-    assert_eq!(stats.exported, 3);
+    assert_eq!(stats.exported, 4);
     let spans = mem.spans();
     let ended = common::named(&spans, "ended early")[0];
     assert_eq!(ended.attribute("k"), Some(&Value::from("before")));
