@@ -893,7 +893,10 @@ fn start_sampled(l: &LocalState, parent: Parent, name: Str, opts: Options) -> Sp
             }
         }
     };
-    let w = l.writer(tracer);
+    // Registers the thread (seeding its ID generator) before the first draw.
+    // The writer itself is taken only after the sampler has run: a user's
+    // sampler may start spans of its own, which use the writer too.
+    let _registered = l.counters(tracer);
     let is_local_root = parent_ctx.as_ref().is_none_or(|c| c.is_remote());
     let trace_id = parent_ctx.as_ref().map_or_else(|| l.new_trace_id(), |c| c.trace_id());
     let randomness = parent_ctx.as_ref().map_or(trace_id.randomness(), |c| c.randomness());
@@ -915,6 +918,7 @@ fn start_sampled(l: &LocalState, parent: Parent, name: Str, opts: Options) -> Sp
             links: &opts.links,
         }),
     };
+    let w = l.writer(tracer);
     // The adaptive stage sheds whole new traces under memory pressure; spans of
     // traces already kept are never shed here.
     let decision = match decision {

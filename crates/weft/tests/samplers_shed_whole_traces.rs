@@ -148,3 +148,40 @@ fn without_the_adaptive_stage_a_full_buffer_counts_its_drops() {
     assert_eq!(stats.exported, rec.count());
     assert!(stats.memory_peak_bytes <= 256 * 1024);
 }
+
+/// A sampler that records a span of its own the first time it is asked (as a
+/// sampler that logs or meters through weft might).
+#[derive(Debug)]
+struct StartsSpans;
+
+impl Sampler for StartsSpans {
+    fn should_sample(&self, params: &weft::sampler::SamplingParams<'_>) -> weft::sampler::SamplingDecision {
+        thread_local! {
+            static INSIDE: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+        }
+        if params.name != "inside the sampler" && !INSIDE.with(|i| i.replace(true)) {
+            let mut s = Span::root("inside the sampler");
+            s.set_attribute("asked.for", params.name.to_string());
+            drop(s);
+            INSIDE.with(|i| i.set(false));
+        }
+        AlwaysOn.should_sample(params)
+    }
+}
+
+#[test]
+fn a_sampler_may_start_spans_itself() {
+    let mem = InMemoryExporter::new();
+    let tracer = weft::builder().exporter(mem.clone()).sampler(StartsSpans).log_at_shutdown(false).install().unwrap();
+    {
+        let _root = Span::enter("outer");
+        let _child = Span::child("outer child");
+    }
+    let stats = tracer.shutdown(Duration::from_secs(5)).unwrap();
+    assert!(stats.is_balanced(), "{stats:?}");
+    // The sampler is asked for both outer spans (it does not follow parents)
+    // and records one span of its own each time.
+    let mut names: Vec<String> = mem.spans().iter().map(|s| s.name.to_string()).collect();
+    names.sort();
+    assert_eq!(names, ["inside the sampler", "inside the sampler", "outer", "outer child"]);
+}
