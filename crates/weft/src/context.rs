@@ -70,10 +70,9 @@ impl TraceState {
 
     /// Whether this value holds shared heap data (foreign members).
     ///
-    /// This must cover everything a `TraceState` owns: when it is false, the
-    /// hot path discards a trace state (and a local parent holding one) without
-    /// running its destructor (`LocalState::clear_current`,
-    /// `NonRecording::release`).
+    /// This must cover everything a `TraceState` owns: when it is false, an
+    /// unsampled span discards its trace state without running its destructor
+    /// (`NonRecording::release`).
     #[inline]
     pub(crate) fn owns_shared(&self) -> bool {
         self.foreign.is_some()

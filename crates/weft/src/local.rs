@@ -134,16 +134,7 @@ impl LocalState {
     #[inline(always)]
     pub(crate) fn clear_current(&self) {
         // SAFETY: as above.
-        let cur = unsafe { &mut *self.current.get() };
-        // Only a trace state with foreign members owns anything; dropping it is
-        // kept out of line so that ending an entered root inlines.
-        if cur.as_ref().is_some_and(|c| c.trace_state.owns_shared()) {
-            drop_current(cur);
-        } else {
-            // SAFETY: the value owns nothing (checked above), so overwriting it
-            // without running its destructor leaks nothing.
-            unsafe { std::ptr::write(cur, None) }
-        }
+        unsafe { *self.current.get() = None }
     }
 
     /// Gives the current local parent the span ID `id`, returning its previous
@@ -290,13 +281,6 @@ impl LocalState {
         self.counters.set(w.counters());
         w
     }
-}
-
-/// Drops a current parent whose trace state holds foreign members.
-#[cold]
-#[inline(never)]
-fn drop_current(cur: &mut Option<ParentCtx>) {
-    *cur = None;
 }
 
 /// wyrand's state increment.

@@ -1089,8 +1089,8 @@ pub struct EnteredSpan {
     /// never by `Span`'s own drop: that second pass over an ended span was an
     /// out-of-line call costing a fifth of an unsampled span.
     span: ManuallyDrop<Span>,
-    /// Dropped by the guard's drop itself, so that the guard has no drop glue
-    /// besides it and its drop inlines.
+    /// Dropped by the guard's drop itself (only where it owns something), so
+    /// that the guard's drop glue is that drop alone.
     restore: ManuallyDrop<Restore>,
     _not_send: PhantomData<*const ()>,
 }
