@@ -287,6 +287,14 @@ fn jaeger_and_tempo_clients_get_the_answers_they_expect() {
         http(p.otlp_http, "POST", "/v1/traces", &[("Content-Type", "application/x-protobuf")], &dataset(now_ms));
     assert_eq!(st, 200);
     let q = p.http;
+    // The server answers once the spans are in its write-ahead log; they reach
+    // the store's head just after, on the shard threads. Wait for that before
+    // checking answers field by field.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while get_json(q, "/api/services").1["total"] != 3 {
+        assert!(std::time::Instant::now() < deadline, "the ingested services never became visible");
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
 
     // --- Jaeger v1: Grafana's "Save & test" parses /api/services as {data: [...]}.
     let (st, v) = get_json(q, "/api/services");
