@@ -7,6 +7,7 @@
 //! RSS never leak from one peer into the next — and still one command runs them
 //! all side by side on the same machine, load and moment.
 
+mod cpu_speed;
 mod driver;
 mod measure;
 mod otlp;
@@ -205,10 +206,15 @@ fn main() -> Result<()> {
                 }
                 for mut r in runs {
                     r.sort_by(|a, b| a.ns_per_span.total_cmp(&b.ns_per_span));
-                    let all: Vec<f64> = r.iter().map(|x| (x.ns_per_span * 10.0).round() / 10.0).collect();
+                    let round = |v: f64| (v * 10.0).round() / 10.0;
+                    let all: Vec<f64> = r.iter().map(|x| round(x.ns_per_span)).collect();
+                    // In the same order as `runs_ns_per_span`.
+                    let ghz: Vec<Option<f64>> =
+                        r.iter().map(|x| x.cpu_ghz.map(|g| (g * 100.0).round() / 100.0)).collect();
                     let mut row = r.swap_remove(r.len() / 2);
                     if let Some(d) = row.detail.as_object_mut() {
                         d.insert("runs_ns_per_span".into(), serde_json::json!(all));
+                        d.insert("runs_cpu_ghz".into(), serde_json::json!(ghz));
                     }
                     if json {
                         println!("{}", serde_json::to_string(&row)?);

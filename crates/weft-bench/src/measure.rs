@@ -32,6 +32,10 @@ pub struct Row {
     pub export_delay_ms: f64,
     /// With --check-traces: delivered traces missing some of their spans.
     pub incomplete_traces: Option<u64>,
+    /// The machine's effective clock just before the run (see `cpu_speed.rs`):
+    /// absolute times scale with it.
+    #[serde(default)]
+    pub cpu_ghz: Option<f64>,
     /// Peer-specific detail (weft: its full accounting).
     pub detail: serde_json::Value,
 }

@@ -76,6 +76,7 @@ pub struct Outcome {
 /// Runs one peer and measures it.
 pub fn run(peer: Peer, cfg: &RunConfig, threads: usize) -> Row {
     let sink: &'static Sink = Box::leak(Box::new(Sink::new(cfg)));
+    let cpu_ghz = crate::cpu_speed::effective_ghz();
     let rss0 = rss_kb();
     let mut o = match peer {
         Peer::Weft => weft_peer::run(cfg, threads, sink),
@@ -115,6 +116,7 @@ pub fn run(peer: Peer, cfg: &RunConfig, threads: usize) -> Row {
         p99_ns: p99(&mut o.driven.latencies),
         export_delay_ms: cfg.export_delay_ms,
         incomplete_traces: sink.incomplete(),
+        cpu_ghz,
         detail: o.detail,
     }
 }

@@ -1,0 +1,57 @@
+//! The machine's effective core clock at the moment of a run.
+//!
+//! The cloud VMs these benchmarks run on change speed by up to 2× from one
+//! process to the next (the same binary's nested workload has measured 55 and
+//! 120 ns per span minutes apart; a dependent-add loop ran at 2.3 and 1.3
+//! "GHz" in the same way), presumably with the host's load. Absolute ns per span
+//! only mean something next to the speed the machine had, so each run measures
+//! it first and reports it (`cpu_ghz`). Peers in one `sdk` command take turns,
+//! so their ratios hold whatever the speed; absolute figures should be read
+//! with it.
+
+use std::time::Instant;
+
+/// Dependent adds timed: one add per cycle on every x86-64 core, so adds per
+/// nanosecond is the clock the thread actually got. About 10 ms.
+#[cfg(target_arch = "x86_64")]
+pub fn effective_ghz() -> Option<f64> {
+    const ROUNDS: u64 = 6_000_000;
+    let t = Instant::now();
+    let mut x: u64 = 0;
+    let mut n = ROUNDS;
+    // SAFETY: register arithmetic and a local branch only; no memory access.
+    unsafe {
+        std::arch::asm!(
+            "2:",
+            "add {x}, 1",
+            "add {x}, 1",
+            "add {x}, 1",
+            "add {x}, 1",
+            "dec {n}",
+            "jnz 2b",
+            x = inout(reg) x,
+            n = inout(reg) n,
+            options(nomem, nostack),
+        );
+    }
+    let ns = t.elapsed().as_nanos() as f64;
+    std::hint::black_box((x, n));
+    (ns > 0.0).then(|| (ROUNDS * 4) as f64 / ns)
+}
+
+/// Not measured on other architectures (their add latency differs).
+#[cfg(not(target_arch = "x86_64"))]
+pub fn effective_ghz() -> Option<f64> {
+    None
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn measures_a_plausible_clock() {
+        if let Some(ghz) = super::effective_ghz() {
+            // Anything from a throttled VM to a fast desktop.
+            assert!((0.2..10.0).contains(&ghz), "{ghz} GHz");
+        }
+    }
+}
