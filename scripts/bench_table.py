@@ -36,6 +36,10 @@ def get(peer, workload, threads, delay=0.0, checked=False):
     return None
 
 
+ghz = [g for r in rows for g in r["detail"].get("runs_cpu_ghz", []) if g]
+if ghz:
+    print(f"\nEffective core clock measured before each of the {len(ghz)} runs: {min(ghz):.2f}–{max(ghz):.2f} GHz.")
+
 table(lambda r: r["workload"] == "nested", "nested (root → child → leaf, 2 attributes on the leaf; 1 M requests split over the threads; exporter instant)")
 table(lambda r: r["workload"] == "unsampled", "unsampled (the nested workload with sampling off)")
 table(lambda r: r["workload"] == "burst" and r["export_delay_ms"] == 0, "burst, exporter instant (3 s)")
