@@ -221,7 +221,7 @@ impl ThreadWriter {
         }
         self.len = 0;
         if let Some(c) = &self.chunk {
-            for i in 0..PREFETCH_AHEAD - 1 {
+            for i in 0..PREFETCH_AHEAD {
                 prefetch_slot(c, i);
             }
         }
