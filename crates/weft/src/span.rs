@@ -440,9 +440,7 @@ impl Span {
             Inner::Recording(r) => {
                 let tracer = r.tracer;
                 if let Some(l) = local.filter(|l| l.has_pending()) {
-                    for e in l.take_pending(r.rec.span_id) {
-                        r.add_event(e.name, e.time_unix_nanos, e.attributes);
-                    }
+                    r.absorb_pending(l);
                 }
                 let clock = &tracer.clock;
                 let (start, now) = clock.to_unix_pair(r.start, clock.ticks());
@@ -480,14 +478,11 @@ impl Span {
                             }
                             // No room: the drop was counted; free the record here.
                             // SAFETY: dropped once; the record is replaced below.
-                            None => unsafe { ManuallyDrop::drop(&mut r.rec) },
+                            None => unsafe { r.free_record() },
                         }
                     }
-                    None => {
-                        // SAFETY: taken once; the record is replaced below.
-                        let rec = unsafe { ManuallyDrop::take(&mut r.rec) };
-                        tracer.push_orphan(rec);
-                    }
+                    // SAFETY: the record is replaced below.
+                    None => unsafe { r.orphan_record() },
                 }
             }
             Inner::NonRecording(_) | Inner::Noop => return,
@@ -593,6 +588,7 @@ fn limit_attrs(mut attrs: Vec<KeyValue>, max: u32, max_len: Option<usize>) -> (V
 }
 
 /// Heap memory a record owns beyond its inline size, for the memory budget.
+#[inline(never)]
 fn heap_bytes(rec: &SpanRecord) -> usize {
     let mut n = 0;
     if let Str::Owned(s) = &rec.name {
@@ -839,6 +835,40 @@ fn start_built(l: &LocalState, parent: Parent, name: Str, opts: Options) -> Span
 }
 
 impl Recording {
+    /// Takes the events held for this span on its thread (rare: kept out of
+    /// `finish_recording`, whose frame and saved registers every span pays).
+    #[cold]
+    #[inline(never)]
+    fn absorb_pending(&mut self, l: &LocalState) {
+        for e in l.take_pending(self.rec.span_id) {
+            self.add_event(e.name, e.time_unix_nanos, e.attributes);
+        }
+    }
+
+    /// Frees the record (no room for it; the drop was counted).
+    ///
+    /// # Safety
+    /// Once; the record is never used again.
+    #[cold]
+    #[inline(never)]
+    unsafe fn free_record(&mut self) {
+        // SAFETY: by the caller's promise.
+        unsafe { ManuallyDrop::drop(&mut self.rec) }
+    }
+
+    /// Hands the record to the collector directly (the thread's state is gone:
+    /// it is exiting).
+    ///
+    /// # Safety
+    /// Once; the record is never used again.
+    #[cold]
+    #[inline(never)]
+    unsafe fn orphan_record(&mut self) {
+        // SAFETY: by the caller's promise.
+        let rec = unsafe { ManuallyDrop::take(&mut self.rec) };
+        self.tracer.push_orphan(rec);
+    }
+
     #[inline]
     fn apply(&mut self, o: Options) {
         self.rec.kind = o.kind;
