@@ -1,13 +1,12 @@
 //! The machine's effective core clock at the moment of a run.
 //!
-//! The cloud VMs these benchmarks run on change speed by up to 2× from one
-//! process to the next (the same binary's nested workload has measured 55 and
-//! 120 ns per span minutes apart; a dependent-add loop ran at 2.3 and 1.3
-//! "GHz" in the same way), presumably with the host's load. Absolute ns per span
-//! only mean something next to the speed the machine had, so each run measures
-//! it first and reports it (`cpu_ghz`). Peers in one `sdk` command take turns,
-//! so their ratios hold whatever the speed; absolute figures should be read
-//! with it.
+//! The cloud VMs these benchmarks run on change speed by 2–3× from one process
+//! to the next (the same binary's nested workload has measured 56 and 178 ns
+//! per span minutes apart). Each run measures the clock first and reports it
+//! (`cpu_ghz`), so a reader can tell a slower clock from slower code. On the
+//! benchmark VM it stayed at 2.6–3.1 GHz through fast and slow runs alike: the
+//! swings there are stalls, not frequency. Peers in one `sdk` command take
+//! turns, so their ratios hold whatever the machine's state.
 
 use std::time::Instant;
 
