@@ -59,6 +59,10 @@ pub(crate) fn run(tracer: &'static TracerShared, exporter: Box<dyn SpanExporter>
         oldest: None,
         round: 0,
     };
+    // Freed chunks' records are dropped by the threads that open chunks from
+    // now on (see `Budget::recycle`), and by this thread when it has nothing
+    // else to do.
+    tracer.budget.start_deferring();
     let mut idle_rounds = 0u32;
     let mut last_calibration = Instant::now();
     loop {
@@ -82,15 +86,18 @@ pub(crate) fn run(tracer: &'static TracerShared, exporter: Box<dyn SpanExporter>
             ctl.flush_completed = ctl.flush_completed.max(ticket);
             tracer.control_cv.notify_all();
         }
+        if got == 0 && tracer.budget.has_stale() {
+            tracer.budget.clean_stale();
+        }
         if shutdown {
             c.guarded(|e| e.shutdown());
+            tracer.budget.stop_deferring();
             let mut ctl = tracer.control.lock().unwrap_or_else(|e| e.into_inner());
             ctl.shutdown_completed = true;
             ctl.flush_completed = ctl.flush_requested;
             tracer.control_cv.notify_all();
             return;
         }
-        let _ = got;
         if tracer.budget.used() > tracer.budget.limit() / 16 {
             idle_rounds = 0;
             std::thread::park_timeout(SHORT_NAP);

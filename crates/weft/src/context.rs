@@ -78,6 +78,13 @@ impl TraceState {
         self.foreign.is_some()
     }
 
+    /// References to the shared part (0 without one): lets tests see when a
+    /// record holding a clone was dropped.
+    #[cfg(test)]
+    pub(crate) fn shared_refs(&self) -> usize {
+        self.foreign.as_ref().map_or(0, Arc::strong_count)
+    }
+
     /// Parses a `tracestate` header value. Malformed members are an error; callers
     /// that extract from a request ignore the whole header then, as W3C asks.
     pub fn parse(header: &str) -> Result<Self, ParseError> {

@@ -6,7 +6,8 @@
 //! chunk through `next` and sets `sealed`, so a reader that sees `sealed` knows
 //! `len` is final and where to continue. A chunk is shared through `Arc`: the
 //! writer, the collector's cursor and every exported batch range hold it, and the
-//! last one to let go drops its records and returns its bytes to the budget.
+//! last one to let go returns its bytes to the budget and its array to the pool,
+//! its records to be dropped there or later (`Budget::recycle`).
 
 use std::cell::UnsafeCell;
 use std::mem::MaybeUninit;
@@ -178,16 +179,27 @@ impl Chunk {
 impl Drop for Chunk {
     fn drop(&mut self) {
         let len = if *self.needs_drop.get_mut() { *self.len.get_mut() } else { 0 };
-        for slot in &mut self.slots[..len] {
-            // SAFETY: slots below `len` were initialised and are dropped once, here.
-            unsafe { slot.get_mut().assume_init_drop() };
-        }
-        self.budget.release(*self.charged.get_mut());
+        let charged = *self.charged.get_mut();
         // Arrays of thread chains return to the pool; those built from orphan
         // records (any length) were never counted there.
         if self.slots.len().is_power_of_two() && (SMALL_CHUNK..=MAX_CHUNK).contains(&self.slots.len()) && !self.orphan {
             let slots = std::mem::take(&mut self.slots);
-            self.budget.give_slots(slots);
+            // The records' heap data stays charged until they are dropped, which
+            // the budget may defer to a producing thread (see `Budget::stale`).
+            let heap = charged.saturating_sub(Self::bytes_for(slots.len()));
+            self.budget.release(charged - heap);
+            if len == 0 {
+                self.budget.release(heap);
+                self.budget.give_slots(slots);
+            } else {
+                self.budget.recycle(slots, len, heap);
+            }
+        } else {
+            for slot in &mut self.slots[..len] {
+                // SAFETY: slots below `len` were initialised and are dropped once, here.
+                unsafe { slot.get_mut().assume_init_drop() };
+            }
+            self.budget.release(charged);
         }
         // Unlink the rest of the chain iteratively so a long unread chain cannot
         // overflow the stack through recursive drops.
