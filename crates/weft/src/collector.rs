@@ -29,6 +29,10 @@ const SHORT_NAP: Duration = Duration::from_micros(10);
 const QUIET_POLL: Duration = Duration::from_millis(1);
 const IDLE_POLL: Duration = Duration::from_millis(50);
 const RECALIBRATE_EVERY: Duration = Duration::from_secs(1);
+/// Rounds without new spans before the collector frees stale arrays' records
+/// itself (see `Budget::recycle`), and how many arrays per round then.
+const QUIET_ROUNDS_BEFORE_CLEANING: u32 = 3;
+const CLEAN_PER_ROUND: usize = 64;
 
 pub(crate) struct Config {
     pub max_batch_spans: usize,
@@ -64,6 +68,7 @@ pub(crate) fn run(tracer: &'static TracerShared, exporter: Box<dyn SpanExporter>
     // else to do.
     tracer.budget.start_deferring();
     let mut idle_rounds = 0u32;
+    let mut quiet_rounds = 0u32;
     let mut last_calibration = Instant::now();
     loop {
         if last_calibration.elapsed() >= RECALIBRATE_EVERY {
@@ -86,8 +91,15 @@ pub(crate) fn run(tracer: &'static TracerShared, exporter: Box<dyn SpanExporter>
             ctl.flush_completed = ctl.flush_completed.max(ticket);
             tracer.control_cv.notify_all();
         }
-        if got == 0 && tracer.budget.has_stale() {
-            tracer.budget.clean_stale();
+        // Stale arrays are the producing threads' to clean; the collector helps
+        // only once no spans came for a few rounds (threads that stopped
+        // opening chunks leave theirs behind), a bounded number per round.
+        // Under load its CPU time is for collecting: one empty round right after
+        // another says nothing about idleness, and cleaning every queued array
+        // then could hold it for milliseconds.
+        quiet_rounds = if got == 0 && c.pending_len == 0 { quiet_rounds.saturating_add(1) } else { 0 };
+        if quiet_rounds >= QUIET_ROUNDS_BEFORE_CLEANING && tracer.budget.has_stale() {
+            tracer.budget.clean_stale(CLEAN_PER_ROUND);
         }
         if shutdown {
             c.guarded(|e| e.shutdown());

@@ -86,7 +86,9 @@ pub struct Stats {
     pub buffered: u64,
     /// Export calls made.
     pub export_batches: u64,
-    /// Bytes of span buffers in use now.
+    /// Bytes of span buffers in use now, including the heap data (owned strings,
+    /// events) of exported spans whose freeing waits for the next thread that
+    /// opens a buffer chunk, or for the idle collector (0 after shutdown).
     pub memory_used_bytes: u64,
     /// The most bytes in use at once.
     pub memory_peak_bytes: u64,

@@ -21,9 +21,12 @@ fn spans_of_exited_threads_are_delivered() {
     let handles: Vec<_> = (0..16)
         .map(|_| {
             std::thread::spawn(|| {
-                for _ in 0..1000 {
+                for i in 0..1000 {
                     let _r = weft::Span::enter("r");
-                    let _c = weft::Span::child("c");
+                    let mut c = weft::Span::child("c");
+                    // Records owning heap data: their chunks' drops are deferred
+                    // to threads opening chunks, then to the collector.
+                    c.set_attribute("owned", format!("value-{i}"));
                 }
             })
         })
@@ -37,6 +40,31 @@ fn spans_of_exited_threads_are_delivered() {
     assert!(stats.is_balanced(), "{stats:?}");
     assert_eq!((stats.ended, stats.exported, stats.dropped.total()), (32_000, 32_000, 0));
     assert_eq!(stats.memory_used_bytes, 0, "every chunk returned its bytes");
+}
+
+#[test]
+fn heap_data_of_exported_spans_is_freed_while_the_tracer_runs() {
+    // Freed chunks' strings are dropped by the next thread that opens a chunk;
+    // when no thread does, the collector frees them once it has been idle for
+    // a few rounds, so the bytes do not stay charged until shutdown.
+    let rec = Recorder::default();
+    let tracer = quiet().exporter(rec.clone()).install().unwrap();
+    std::thread::spawn(|| {
+        for i in 0..2000 {
+            let mut s = weft::Span::root("owning");
+            s.set_attribute("owned", "x".repeat(100 + i % 7));
+        }
+    })
+    .join()
+    .unwrap();
+    tracer.force_flush(Duration::from_secs(10)).unwrap();
+    assert_eq!(rec.count(), 2000);
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    while tracer.stats().memory_used_bytes != 0 {
+        assert!(std::time::Instant::now() < deadline, "still charged: {:?}", tracer.stats());
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    assert!(tracer.shutdown(Duration::from_secs(5)).unwrap().is_balanced());
 }
 
 #[test]

@@ -45,7 +45,8 @@ pub(crate) struct Budget {
     arrays: AtomicUsize,
     /// Slot arrays of freed chunks whose records own heap data (strings, spilled
     /// attributes, events) not yet freed: the next thread to open a chunk drops
-    /// one (see [`Budget::take_slots`]), an idle collector the rest. Their heap
+    /// one (see [`Budget::take_slots`]); a collector that saw no spans for a few
+    /// rounds cleans what threads left behind. Their heap
     /// bytes stay charged until then. Freeing them where the chunk was freed —
     /// the collector, after the export — made the collector the bottleneck of
     /// the `tracing` bridge: 64 threads' allocations freed on one thread, which
@@ -175,14 +176,15 @@ impl Budget {
         // may have run before the push, so this thread cleans up after itself.
         // (SeqCst pairs with `stop_deferring`: one of the two sees the other.)
         if !self.defer_drops.load(Ordering::SeqCst) {
-            self.clean_stale();
+            self.clean_stale(usize::MAX);
         }
     }
 
-    /// Frees the records of every stale array now. Returns how many arrays.
-    pub(crate) fn clean_stale(&self) -> usize {
+    /// Frees the records of up to `max` stale arrays now. Returns how many.
+    pub(crate) fn clean_stale(&self, max: usize) -> usize {
         let mut n = 0;
-        while let Some(s) = self.stale.pop() {
+        while n < max {
+            let Some(s) = self.stale.pop() else { break };
             let slots = s.clean(self);
             self.give_slots(slots);
             n += 1;
@@ -204,7 +206,7 @@ impl Budget {
     /// Stops deferring and frees every stale array (the collector stops).
     pub(crate) fn stop_deferring(&self) {
         self.defer_drops.store(false, Ordering::SeqCst);
-        self.clean_stale();
+        self.clean_stale(usize::MAX);
     }
 
     /// Charges `n` bytes if they fit under the limit.
