@@ -147,10 +147,12 @@ impl Span {
     /// if there is none.
     #[inline(always)]
     pub fn child(name: impl Into<Str>) -> Span {
-        let Some(l) = local::get() else { return Span::noop() };
+        let l = local::get();
         match unsampled_case(l) {
-            Some(Unsampled::Child(p)) => return unsampled_child(l, p),
-            Some(Unsampled::Root(t)) => return unsampled_root(t, unsampled_root_ids(l, t)),
+            Some(Unsampled::Child(p)) => return unsampled_child(l, p).unwrap_or(Span::noop()),
+            Some(Unsampled::Root(t)) => {
+                return unsampled_root_ids(l, t).map_or(Span::noop(), |ids| unsampled_root(t, ids));
+            }
             None => {}
         }
         match fast_start(l) {
@@ -163,28 +165,22 @@ impl Span {
     /// The root of a new trace, whatever the current local parent.
     #[inline]
     pub fn root(name: impl Into<Str>) -> Span {
-        match local::get() {
-            Some(l) => start_sampled(l, Parent::Root, name.into(), Options::default()),
-            None => Span::noop(),
-        }
+        start_sampled(local::get(), Parent::Root, name.into(), Options::default())
     }
 
     /// A child of `parent`, which may be remote (extracted from a request) or local.
     pub fn child_of(parent: &SpanContext, name: impl Into<Str>) -> Span {
-        match local::get() {
-            Some(l) => start_sampled(l, Parent::Explicit(parent.clone()), name.into(), Options::default()),
-            None => Span::noop(),
-        }
+        start_sampled(local::get(), Parent::Explicit(parent.clone()), name.into(), Options::default())
     }
 
     /// [`Span::child`], made the current local parent until the returned guard drops;
     /// then the span ends.
     #[inline(always)]
     pub fn enter(name: impl Into<Str>) -> EnteredSpan {
-        let Some(l) = local::get() else { return EnteredSpan::inactive() };
+        let l = local::get();
         match unsampled_case(l) {
             Some(Unsampled::Child(p)) => {
-                let span = unsampled_child(l, p);
+                let Some(span) = unsampled_child(l, p) else { return EnteredSpan::inactive() };
                 let prev = l.swap_current_span_id(span.span_id());
                 return EnteredSpan {
                     span: ManuallyDrop::new(span),
@@ -229,10 +225,10 @@ impl Span {
     /// Makes this span the current local parent until the guard drops.
     pub fn set_local_parent(&self) -> LocalParentGuard {
         match self.parent_ctx() {
-            Some(ctx) => match local::with(|l| l.replace_current(Some(ctx))) {
-                Some(prev) => LocalParentGuard { prev, active: true, _not_send: PhantomData },
-                None => LocalParentGuard { prev: None, active: false, _not_send: PhantomData },
-            },
+            Some(ctx) => {
+                let prev = local::get().replace_current(Some(ctx));
+                LocalParentGuard { prev, active: true, _not_send: PhantomData }
+            }
             None => LocalParentGuard { prev: None, active: false, _not_send: PhantomData },
         }
     }
@@ -348,7 +344,7 @@ impl Span {
                 trace_state: ManuallyDrop::new(r.rec.trace_state.clone()),
                 reason: 0,
             };
-            self.finish_recording(local::get(), None);
+            self.finish_recording(Some(local::get()), None);
             self.inner = Inner::NonRecording(kept);
         }
     }
@@ -363,7 +359,8 @@ impl Span {
     /// their span may end on another thread.
     pub(crate) fn absorb_pending_events(&mut self) {
         if let Inner::Recording(r) = &mut self.inner {
-            if let Some(l) = local::get().filter(|l| l.has_pending()) {
+            let l = local::get();
+            if l.has_pending() {
                 for e in l.take_pending(r.rec.span_id) {
                     r.add_event(e.name, e.time_unix_nanos, e.attributes);
                 }
@@ -408,7 +405,7 @@ impl Span {
     #[inline]
     fn finish(&mut self, end: Option<u64>) {
         if let Inner::Recording(_) = self.inner {
-            self.finish_recording(local::get(), end);
+            self.finish_recording(Some(local::get()), end);
         }
     }
 
@@ -452,9 +449,8 @@ impl Span {
                 // Records owning nothing (static strings, inline attributes) need
                 // no destructor: the chunk then frees them without visiting each.
                 let needs_drop = r.owns_heap || r.rec.trace_state.owns_shared();
-                match local {
-                    Some(l) => {
-                        let w = l.writer(tracer);
+                match local.and_then(|l| l.writer(tracer)) {
+                    Some(w) => {
                         w.counters().ended.add(1);
                         match w.reserve() {
                             Some(slot) => {
@@ -500,7 +496,7 @@ impl Drop for Span {
     #[inline(always)]
     fn drop(&mut self) {
         match &mut self.inner {
-            Inner::Recording(_) => self.finish_recording(local::get(), None),
+            Inner::Recording(_) => self.finish_recording(Some(local::get()), None),
             // SAFETY: the span is being dropped: released once.
             Inner::NonRecording(n) => unsafe { n.release() },
             Inner::Noop => {}
@@ -654,7 +650,8 @@ enum Fast {
 fn fast_start(l: &LocalState) -> Fast {
     match l.current_ref() {
         Some(p) if p.tracer.follows_local && p.flags.is_sampled() => {
-            l.counters(p.tracer).started.add(1);
+            let Some(c) = l.counters(p.tracer) else { return Fast::Noop };
+            c.started.add(1);
             Fast::Start(Start {
                 child: true,
                 tracer: p.tracer,
@@ -679,7 +676,7 @@ fn fast_start(l: &LocalState) -> Fast {
 /// memory is below its high-water mark.
 #[inline(always)]
 fn new_root_start(l: &LocalState, tracer: &'static TracerShared) -> Fast {
-    let w = l.writer(tracer);
+    let Some(w) = l.writer(tracer) else { return Fast::Noop };
     // The thread's cached view of memory pressure, refreshed once per chunk:
     // reading the shared budget counter here, on every new trace, cost a cache
     // miss per trace once several threads were charging it.
@@ -724,26 +721,26 @@ fn unsampled_case(l: &LocalState) -> Option<Unsampled<'_>> {
 /// A child of `p` (see [`Unsampled::Child`]): counted, and given a span ID for
 /// propagation.
 #[inline(always)]
-fn unsampled_child(l: &LocalState, p: &ParentCtx) -> Span {
-    l.counters(p.tracer).sampled_out_spans.add(1);
-    Span::non_recording(NonRecording {
+fn unsampled_child(l: &LocalState, p: &ParentCtx) -> Option<Span> {
+    l.counters(p.tracer)?.sampled_out_spans.add(1);
+    Some(Span::non_recording(NonRecording {
         tracer: p.tracer,
         trace_id: p.trace_id,
         span_id: l.new_span_id(),
         flags: p.flags,
         trace_state: ManuallyDrop::new(p.trace_state.clone()),
         reason: p.reason,
-    })
+    }))
 }
 
 /// A new unsampled trace (see [`Unsampled::Root`]): counted, and its IDs drawn
-/// for propagation.
+/// for propagation. `None` during thread exit (see [`LocalState::counters`]).
 #[inline(always)]
-fn unsampled_root_ids(l: &LocalState, tracer: &'static TracerShared) -> (TraceId, SpanId) {
-    let c = l.counters(tracer);
+fn unsampled_root_ids(l: &LocalState, tracer: &'static TracerShared) -> Option<(TraceId, SpanId)> {
+    let c = l.counters(tracer)?;
     c.sampled_out_spans.add(1);
     c.sampled_out_traces[DropReason::AlwaysOff as usize].add(1);
-    (l.new_trace_id(), l.new_span_id())
+    Some((l.new_trace_id(), l.new_span_id()))
 }
 
 /// The first span of a new unsampled trace with these IDs.
@@ -763,7 +760,7 @@ fn unsampled_root(tracer: &'static TracerShared, (trace_id, span_id): (TraceId, 
 /// as the span, not copied from it (that copy stalled on store forwarding).
 #[inline(always)]
 fn unsampled_root_entered(l: &LocalState, tracer: &'static TracerShared) -> EnteredSpan {
-    let (trace_id, span_id) = unsampled_root_ids(l, tracer);
+    let Some((trace_id, span_id)) = unsampled_root_ids(l, tracer) else { return EnteredSpan::inactive() };
     l.set_current(ParentCtx {
         tracer,
         trace_id,
@@ -819,7 +816,7 @@ impl Start {
 fn start_built(l: &LocalState, parent: Parent, name: Str, opts: Options) -> Span {
     if let Parent::Local = parent {
         if let Some(Unsampled::Child(p)) = unsampled_case(l) {
-            return unsampled_child(l, p);
+            return unsampled_child(l, p).unwrap_or(Span::noop());
         }
         if l.current_ref().is_some_and(|p| p.tracer.follows_local) {
             if let Fast::Start(st) = fast_start(l) {
@@ -926,7 +923,10 @@ fn start_sampled(l: &LocalState, parent: Parent, name: Str, opts: Options) -> Sp
     // Registers the thread (seeding its ID generator) before the first draw.
     // The writer itself is taken only after the sampler has run: a user's
     // sampler may start spans of its own, which use the writer too.
-    let _registered = l.counters(tracer);
+    // (`None`: the thread is exiting and its state is gone; nothing is recorded.)
+    if l.counters(tracer).is_none() {
+        return Span::noop();
+    }
     let is_local_root = parent_ctx.as_ref().is_none_or(|c| c.is_remote());
     let trace_id = parent_ctx.as_ref().map_or_else(|| l.new_trace_id(), |c| c.trace_id());
     let randomness = parent_ctx.as_ref().map_or(trace_id.randomness(), |c| c.randomness());
@@ -948,7 +948,7 @@ fn start_sampled(l: &LocalState, parent: Parent, name: Str, opts: Options) -> Sp
             links: &opts.links,
         }),
     };
-    let w = l.writer(tracer);
+    let Some(w) = l.writer(tracer) else { return Span::noop() };
     // The adaptive stage sheds whole new traces under memory pressure; spans of
     // traces already kept are never shed here.
     let decision = match decision {
@@ -1072,18 +1072,13 @@ impl SpanBuilder {
     /// Starts the span.
     pub fn start(self) -> Span {
         let SpanBuilder { name, parent, opts } = self;
-        match local::get() {
-            Some(l) => start_built(l, parent, name, opts),
-            None => Span::noop(),
-        }
+        start_built(local::get(), parent, name, opts)
     }
     /// Starts the span and makes it the current local parent.
     pub fn enter(self) -> EnteredSpan {
         let SpanBuilder { name, parent, opts } = self;
-        match local::get() {
-            Some(l) => EnteredSpan::enter_in(l, start_built(l, parent, name, opts)),
-            None => EnteredSpan::inactive(),
-        }
+        let l = local::get();
+        EnteredSpan::enter_in(l, start_built(l, parent, name, opts))
     }
 }
 
@@ -1100,7 +1095,7 @@ impl Drop for LocalParentGuard {
     fn drop(&mut self) {
         if self.active {
             let prev = self.prev.take();
-            local::with(|l| l.replace_current(prev));
+            local::get().replace_current(prev);
         }
     }
 }
@@ -1188,15 +1183,11 @@ impl Drop for EnteredSpan {
         if let Inner::NonRecording(n) = &mut self.span.inner {
             let restored = match *self.restore {
                 Restore::SpanId(prev) => {
-                    if let Some(l) = local::get() {
-                        l.restore_current_span_id(n.span_id, prev);
-                    }
+                    local::get().restore_current_span_id(n.span_id, prev);
                     true
                 }
                 Restore::Parent(None) => {
-                    if let Some(l) = local::get() {
-                        l.clear_current();
-                    }
+                    local::get().clear_current();
                     true
                 }
                 Restore::Parent(Some(_)) | Restore::Nothing => false,
@@ -1217,26 +1208,24 @@ impl EnteredSpan {
     #[inline(never)]
     fn drop_general(&mut self) {
         // One thread-local access for both: restore the parent, then end the span.
-        let local = local::get();
-        if let Some(l) = local {
-            match &mut *self.restore {
-                Restore::Nothing => {}
-                // Assigned in place: swapping whole contexts through the stack
-                // cost more than the rest of an unsampled span's end.
-                Restore::Parent(None) => l.clear_current(),
-                Restore::Parent(prev) => {
-                    l.replace_current(prev.take());
-                }
-                // Only while this span is still the current parent: guards
-                // dropped out of order must not graft this ID onto another
-                // span's context.
-                Restore::SpanId(prev) => l.restore_current_span_id(self.span.span_id(), *prev),
+        let l = local::get();
+        match &mut *self.restore {
+            Restore::Nothing => {}
+            // Assigned in place: swapping whole contexts through the stack
+            // cost more than the rest of an unsampled span's end.
+            Restore::Parent(None) => l.clear_current(),
+            Restore::Parent(prev) => {
+                l.replace_current(prev.take());
             }
+            // Only while this span is still the current parent: guards
+            // dropped out of order must not graft this ID onto another
+            // span's context.
+            Restore::SpanId(prev) => l.restore_current_span_id(self.span.span_id(), *prev),
         }
         // SAFETY: called only from the guard's drop, which never touches its
         // span or restore value again.
         unsafe {
-            self.span.end_and_release(local);
+            self.span.end_and_release(Some(l));
             ManuallyDrop::drop(&mut self.restore);
         }
     }
@@ -1251,10 +1240,8 @@ impl std::fmt::Debug for EnteredSpan {
 /// The context of this thread's current local parent, if any — for injecting
 /// into outgoing requests.
 pub fn current_context() -> Option<SpanContext> {
-    local::with(|l| {
-        l.with_current(|c| c.map(|p| SpanContext::new(p.trace_id, p.span_id, p.flags, false, p.trace_state.clone())))
-    })
-    .flatten()
+    local::get()
+        .with_current(|c| c.map(|p| SpanContext::new(p.trace_id, p.span_id, p.flags, false, p.trace_state.clone())))
 }
 
 impl std::fmt::Debug for SpanBuilder {
@@ -1269,7 +1256,7 @@ impl std::fmt::Debug for SpanBuilder {
 /// next poll. Returns false if there is no recording current span, or if this
 /// thread already holds the most events it may (1024) for spans still open.
 pub fn add_event_to_current(name: impl Into<Str>, attributes: Vec<KeyValue>) -> bool {
-    let Some(l) = local::get() else { return false };
+    let l = local::get();
     let Some((tracer, span_id)) = l.current_ref().filter(|p| p.flags.is_sampled()).map(|p| (p.tracer, p.span_id))
     else {
         return false;
@@ -1281,5 +1268,5 @@ pub fn add_event_to_current(name: impl Into<Str>, attributes: Vec<KeyValue>) -> 
 /// Whether this thread's current local parent records (so that work to build an
 /// event for it, like formatting a log line, is worth doing).
 pub fn current_is_recording() -> bool {
-    local::get().is_some_and(|l| l.current_ref().is_some_and(|p| p.flags.is_sampled()))
+    local::get().current_ref().is_some_and(|p| p.flags.is_sampled())
 }

@@ -215,3 +215,45 @@ fn span_times_reach_the_exporter_as_unix_nanoseconds_on_every_path() {
     let e = spans.iter().find(|s| s.name == "explicit").unwrap();
     assert_eq!((e.start_unix_nanos, e.end_unix_nanos), (1_600_000_000_123_456_789, 1_600_000_000_128_456_789));
 }
+
+#[test]
+fn spans_begun_in_thread_local_destructors_are_recorded_or_never_start() {
+    // weft frees its thread state at thread exit, in a destructor registered
+    // when the thread first records. Destructors of other thread-locals run in
+    // reverse order of registration: those registered later run before weft's
+    // and record normally; those registered earlier run after it, and there
+    // every span is a no-op (not started, not counted) and nothing panics.
+    use std::cell::RefCell;
+    struct StartsSpans(&'static str);
+    impl Drop for StartsSpans {
+        fn drop(&mut self) {
+            let _r = weft::Span::enter(self.0);
+            let mut c = weft::Span::child("child");
+            c.set_attribute("owned", format!("{}-owned", self.0));
+            let _parent = c.set_local_parent();
+            assert_eq!(weft::current_context().is_some(), c.is_recording());
+            weft::add_event_to_current("event", Vec::new());
+            drop(weft::Span::child_of(&c.context(), "explicit child"));
+        }
+    }
+    thread_local! {
+        static EARLY: RefCell<Option<StartsSpans>> = const { RefCell::new(None) };
+        static LATE: RefCell<Option<StartsSpans>> = const { RefCell::new(None) };
+    }
+    let mem = weft::InMemoryExporter::new();
+    let tracer = quiet().exporter(mem.clone()).install().unwrap();
+    std::thread::spawn(|| {
+        EARLY.with(|e| *e.borrow_mut() = Some(StartsSpans("early")));
+        drop(weft::Span::root("first"));
+        LATE.with(|e| *e.borrow_mut() = Some(StartsSpans("late")));
+    })
+    .join()
+    .unwrap();
+    let stats = tracer.shutdown(Duration::from_secs(5)).unwrap();
+    assert!(stats.is_balanced(), "{stats:?}");
+    let mut names: Vec<String> = mem.spans().iter().map(|s| s.name.to_string()).collect();
+    names.sort();
+    assert_eq!(names, ["child", "explicit child", "first", "late"], "{stats:?}");
+    assert_eq!((stats.started, stats.exported), (4, 4));
+    assert_eq!(stats.memory_used_bytes, 0);
+}
