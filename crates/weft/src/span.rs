@@ -1174,29 +1174,22 @@ impl std::ops::DerefMut for EnteredSpan {
 }
 
 impl Drop for EnteredSpan {
-    // A fast path for unsampled spans, which have nothing to record: put the
-    // parent back and release the trace state (29 instructions per guard with
-    // the call; the general drop below took 45, a quarter of an unsampled span).
-    // The guard has no other drop glue, so this is its whole drop.
+    // Inline, the unsampled guards whose trace state owns nothing shared: they
+    // put the parent (or the parent's span ID) back and have nothing to record
+    // or release. Everything else is one call. Testing the trace state first,
+    // instead of releasing it afterwards, left a body small enough for the
+    // guard's drop glue to inline at its call sites; it had been an
+    // out-of-line call of ~24 instructions per guard (callgrind, per request:
+    // unsampled 225 -> 218, nested 1153 -> 1147).
     #[inline(always)]
     fn drop(&mut self) {
-        if let Inner::NonRecording(n) = &mut self.span.inner {
-            let restored = match *self.restore {
-                Restore::SpanId(prev) => {
-                    local::get().restore_current_span_id(n.span_id, prev);
-                    true
+        if let Inner::NonRecording(n) = &self.span.inner {
+            if !n.trace_state.owns_shared() {
+                match *self.restore {
+                    Restore::SpanId(prev) => return local::get().restore_current_span_id(n.span_id, prev),
+                    Restore::Parent(None) => return local::get().clear_current(),
+                    Restore::Parent(Some(_)) | Restore::Nothing => {}
                 }
-                Restore::Parent(None) => {
-                    local::get().clear_current();
-                    true
-                }
-                Restore::Parent(Some(_)) | Restore::Nothing => false,
-            };
-            if restored {
-                // SAFETY: the guard is being dropped and never touches its span
-                // again; a non-recording span owns nothing but its trace state.
-                unsafe { n.release() };
-                return;
             }
         }
         self.drop_general();
