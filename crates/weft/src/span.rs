@@ -344,7 +344,7 @@ impl Span {
                 trace_state: ManuallyDrop::new(r.rec.trace_state.clone()),
                 reason: 0,
             };
-            self.finish_recording(Some(local::get()), None);
+            self.finish_recording(local::get(), None);
             self.inner = Inner::NonRecording(kept);
         }
     }
@@ -405,7 +405,7 @@ impl Span {
     #[inline]
     fn finish(&mut self, end: Option<u64>) {
         if let Inner::Recording(_) = self.inner {
-            self.finish_recording(Some(local::get()), end);
+            self.finish_recording(local::get(), end);
         }
     }
 
@@ -415,9 +415,9 @@ impl Span {
     /// # Safety
     /// The span must not be used or dropped afterwards.
     #[inline(always)]
-    unsafe fn end_and_release(&mut self, local: Option<&LocalState>) {
+    unsafe fn end_and_release(&mut self, l: &LocalState) {
         if let Inner::Recording(_) = self.inner {
-            self.finish_recording(local, None);
+            self.finish_recording(l, None);
         }
         // Once ended, a recording span owns nothing outside its record, which
         // has moved to a chunk; a non-recording one still holds its trace state.
@@ -432,11 +432,11 @@ impl Span {
     /// every call site — does not pay this function's 400-byte stack frame.
     /// The span is `Noop` afterwards.
     #[inline(never)]
-    fn finish_recording(&mut self, local: Option<&LocalState>, end: Option<u64>) {
+    fn finish_recording(&mut self, l: &LocalState, end: Option<u64>) {
         match &mut self.inner {
             Inner::Recording(r) => {
                 let tracer = r.tracer;
-                if let Some(l) = local.filter(|l| l.has_pending()) {
+                if l.has_pending() {
                     r.absorb_pending(l);
                 }
                 let clock = &tracer.clock;
@@ -449,7 +449,7 @@ impl Span {
                 // Records owning nothing (static strings, inline attributes) need
                 // no destructor: the chunk then frees them without visiting each.
                 let needs_drop = r.owns_heap || r.rec.trace_state.owns_shared();
-                match local.and_then(|l| l.writer(tracer)) {
+                match l.writer(tracer) {
                     Some(w) => {
                         w.counters().ended.add(1);
                         match w.reserve() {
@@ -477,6 +477,8 @@ impl Span {
                             None => unsafe { r.free_record() },
                         }
                     }
+                    // The thread is exiting and its writer is gone (the span
+                    // ends in another thread-local's destructor).
                     // SAFETY: the record is replaced below.
                     None => unsafe { r.orphan_record() },
                 }
@@ -496,7 +498,7 @@ impl Drop for Span {
     #[inline(always)]
     fn drop(&mut self) {
         match &mut self.inner {
-            Inner::Recording(_) => self.finish_recording(Some(local::get()), None),
+            Inner::Recording(_) => self.finish_recording(local::get(), None),
             // SAFETY: the span is being dropped: released once.
             Inner::NonRecording(n) => unsafe { n.release() },
             Inner::Noop => {}
@@ -1218,7 +1220,7 @@ impl EnteredSpan {
         // SAFETY: called only from the guard's drop, which never touches its
         // span or restore value again.
         unsafe {
-            self.span.end_and_release(Some(l));
+            self.span.end_and_release(l);
             ManuallyDrop::drop(&mut self.restore);
         }
     }
