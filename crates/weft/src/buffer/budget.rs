@@ -313,11 +313,18 @@ mod tests {
         drop(chunk);
     }
 
+    /// A budget that defers drops (as while a collector runs), and a trace
+    /// state whose shared part shows, by its reference count, which records
+    /// holding it were dropped.
+    fn deferring() -> (&'static Budget, crate::TraceState) {
+        let budget: &'static Budget = Box::leak(Box::new(Budget::new(1 << 22)));
+        budget.start_deferring();
+        (budget, crate::TraceState::parse("vendor=x").unwrap())
+    }
+
     #[test]
     fn freed_records_wait_charged_for_the_next_chunk_opened() {
-        let budget: &'static Budget = Box::leak(Box::new(Budget::new(1 << 22)));
-        let ts = crate::TraceState::parse("vendor=x").unwrap();
-        budget.start_deferring();
+        let (budget, ts) = deferring();
         free_chunk_with_heap(budget, SMALL_CHUNK, 3, &ts, 100);
         assert_eq!(ts.shared_refs(), 4, "the records are not dropped yet");
         assert_eq!(budget.used(), 100, "only their heap bytes stay charged");
@@ -338,9 +345,7 @@ mod tests {
 
     #[test]
     fn stopping_drops_what_waits_and_later_frees_at_once() {
-        let budget: &'static Budget = Box::leak(Box::new(Budget::new(1 << 22)));
-        let ts = crate::TraceState::parse("vendor=x").unwrap();
-        budget.start_deferring();
+        let (budget, ts) = deferring();
         free_chunk_with_heap(budget, SMALL_CHUNK, 2, &ts, 10);
         free_chunk_with_heap(budget, SMALL_CHUNK * 4, 5, &ts, 20);
         // Opening the second chunk dropped the first one's records.
