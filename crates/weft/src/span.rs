@@ -361,9 +361,7 @@ impl Span {
         if let Inner::Recording(r) = &mut self.inner {
             let l = local::get();
             if l.has_pending() {
-                for e in l.take_pending(r.rec.span_id) {
-                    r.add_event(e.name, e.time_unix_nanos, e.attributes);
-                }
+                r.absorb_pending(l);
             }
         }
     }

@@ -163,14 +163,11 @@ impl Budget {
     pub(crate) fn recycle(&self, slots: Slots, len: usize, heap: usize) {
         let stale = StaleSlots { slots, len, heap };
         if !self.defer_drops.load(Ordering::SeqCst) {
-            let slots = stale.clean(self);
-            self.give_slots(slots);
-            return;
+            return self.clean_and_pool(stale);
         }
         if let Err(stale) = self.stale.push(stale) {
             // Cannot happen (the queue holds every array the limit allows).
-            let slots = stale.clean(self);
-            self.give_slots(slots);
+            self.clean_and_pool(stale);
         }
         // Deferring stopped meanwhile (shutdown): the collector's last clean-up
         // may have run before the push, so this thread cleans up after itself.
@@ -185,11 +182,16 @@ impl Budget {
         let mut n = 0;
         while n < max {
             let Some(s) = self.stale.pop() else { break };
-            let slots = s.clean(self);
-            self.give_slots(slots);
+            self.clean_and_pool(s);
             n += 1;
         }
         n
+    }
+
+    /// Drops a stale array's records and returns the array to its pool.
+    fn clean_and_pool(&self, stale: StaleSlots) {
+        let slots = stale.clean(self);
+        self.give_slots(slots);
     }
 
     /// Whether stale arrays wait to be cleaned.
