@@ -3,12 +3,12 @@
 //! Like `SmallVec<[KeyValue; 4]>`, with one difference that matters on the hot
 //! path: the inline array is the *last* field and its layout is fixed
 //! (`repr(C)`), so a finished span can be copied into its buffer slot by copying
-//! only the bytes in use ([`Attributes::used_bytes`]). A span with no attributes
-//! moves 150 bytes instead of 370; that is fewer cache lines written on the
-//! producing core and read on the collecting one.
+//! only the bytes in use ([`Attributes::inline_len`] slots after the header). A
+//! span with no attributes moves 168 bytes instead of 392; that is fewer cache
+//! lines written on the producing core and read on the collecting one.
 
 use std::fmt;
-use std::mem::{offset_of, size_of, MaybeUninit};
+use std::mem::{offset_of, MaybeUninit};
 use std::ops::{Deref, DerefMut};
 
 use crate::value::KeyValue;
@@ -66,6 +66,36 @@ impl Attributes {
         }
     }
 
+    /// Sets `kv` without spilling: replaces the inline attribute with the same
+    /// key, or appends it to a free inline slot if fewer than `max` are set.
+    /// Gives `kv` back when the attributes are spilled, or when appending would
+    /// spill or pass `max` (the caller's general path handles those).
+    ///
+    /// The span hot path's attribute setter: the general one tests for the
+    /// heap vector at each step and cost ~55 instructions per attribute.
+    #[inline(always)]
+    pub(crate) fn set_inline(&mut self, kv: KeyValue, max: u32) -> Result<(), KeyValue> {
+        if self.spilled() {
+            return Err(kv);
+        }
+        let n = self.len;
+        for slot in &mut self.inline[..n] {
+            // SAFETY: the first `len` slots are initialised (not spilled).
+            let a = unsafe { slot.assume_init_mut() };
+            if same_key(&a.key, &kv.key) {
+                a.value = kv.value;
+                return Ok(());
+            }
+        }
+        if n < INLINE_ATTRIBUTES && n < max as usize {
+            self.inline[n].write(kv);
+            self.len = n + 1;
+            Ok(())
+        } else {
+            Err(kv)
+        }
+    }
+
     #[cold]
     fn spill(&mut self) {
         let mut v = Vec::with_capacity(INLINE_ATTRIBUTES * 2);
@@ -77,11 +107,17 @@ impl Attributes {
         self.len = self.heap.len();
     }
 
-    /// The bytes of `Attributes` in use, counted from its start: the header, plus
-    /// the initialised inline slots.
+    /// Bytes of the header (length and heap vector) before the inline slots.
+    pub(crate) const HEADER_BYTES: usize = offset_of!(Attributes, inline);
+
+    /// Inline attributes in use (0 once spilled: the heap holds them all).
     #[inline(always)]
-    pub(crate) fn used_bytes(&self) -> usize {
-        offset_of!(Attributes, inline) + if self.spilled() { 0 } else { self.len * size_of::<KeyValue>() }
+    pub(crate) fn inline_len(&self) -> usize {
+        if self.spilled() {
+            0
+        } else {
+            self.len
+        }
     }
 
     /// Moves the attributes out into a vector.
@@ -95,6 +131,13 @@ impl Attributes {
         // will not touch them again.
         self.inline[..n].iter().map(|s| unsafe { s.assume_init_read() }).collect()
     }
+}
+
+/// Whether two keys are equal. Static keys are usually the same pointer:
+/// compared before the bytes.
+#[inline(always)]
+pub(crate) fn same_key(a: &str, b: &str) -> bool {
+    (a.as_ptr() == b.as_ptr() && a.len() == b.len()) || a == b
 }
 
 impl Default for Attributes {
@@ -213,16 +256,43 @@ mod tests {
     }
 
     #[test]
-    fn used_bytes_counts_only_initialised_slots() {
+    fn inline_len_counts_only_initialised_slots() {
         let mut a = Attributes::new();
-        let header = offset_of!(Attributes, inline);
-        assert_eq!(a.used_bytes(), header);
+        assert_eq!(a.inline_len(), 0);
         a.push(KeyValue::new("a", 1));
-        assert_eq!(a.used_bytes(), header + size_of::<KeyValue>());
+        assert_eq!(a.inline_len(), 1);
         for _ in 0..4 {
             a.push(KeyValue::new("b", 2));
         }
         assert!(a.spilled());
-        assert_eq!(a.used_bytes(), header);
+        assert_eq!(a.inline_len(), 0, "spilled attributes are all on the heap");
+    }
+
+    #[test]
+    fn set_inline_replaces_appends_and_gives_back_what_needs_the_heap() {
+        let mut a = Attributes::new();
+        assert!(a.set_inline(KeyValue::new("k", 1), 128).is_ok());
+        // Same key, another string with the same bytes: replaced.
+        assert!(a.set_inline(KeyValue::new(String::from("k"), 2), 128).is_ok());
+        assert_eq!(&*a, &[KeyValue::new("k", 2)]);
+        for i in 0..3 {
+            assert!(a.set_inline(KeyValue::new(format!("k{i}"), i), 128).is_ok());
+        }
+        assert_eq!(a.len(), INLINE_ATTRIBUTES);
+        // A fifth would spill: given back untouched.
+        let back = a.set_inline(KeyValue::new("e", 5), 128).unwrap_err();
+        assert_eq!(back, KeyValue::new("e", 5));
+        assert!(!a.spilled());
+        // A key already set is still replaced in place when the slots are full.
+        assert!(a.set_inline(KeyValue::new("k0", 9), 128).is_ok());
+        assert_eq!(a[1], KeyValue::new("k0", 9));
+        // The limit: nothing appended past it.
+        let mut b = Attributes::new();
+        assert!(b.set_inline(KeyValue::new("x", 1), 1).is_ok());
+        assert!(b.set_inline(KeyValue::new("y", 1), 1).is_err());
+        // Spilled: everything goes to the caller's general path.
+        let mut c: Attributes = (0..5).map(|i| KeyValue::new(format!("s{i}"), i)).collect();
+        assert!(c.spilled());
+        assert!(c.set_inline(KeyValue::new("s0", 7), 128).is_err());
     }
 }

@@ -11,6 +11,8 @@ use crate::ids::{SpanId, TraceFlags, TraceId};
 use crate::value::{KeyValue, Str};
 
 pub use crate::attributes::Attributes;
+const _: () =
+    assert!(crate::attributes::INLINE_ATTRIBUTES == 4, "SpanRecord::copy_used_to copies up to four inline attributes");
 
 /// The role of a span in a trace (OTLP `SpanKind`).
 #[derive(Copy, Clone, Debug, Default, PartialEq, Eq, Hash)]
@@ -113,7 +115,7 @@ pub struct SpanExtras {
 /// A finished span.
 ///
 /// `repr(C)` with the attributes last, so the bytes in use are a prefix of the
-/// struct (see [`SpanRecord::used_bytes`]).
+/// struct (see [`SpanRecord::copy_used_to`]).
 #[derive(Clone, Debug, PartialEq)]
 #[repr(C)]
 pub struct SpanRecord {
@@ -179,11 +181,52 @@ impl SpanRecord {
         }
     }
 
-    /// Bytes of this record in use, from its start: everything but the unused
-    /// inline attribute slots at its end.
+    /// Copies the bytes of this record in use — everything but the unused
+    /// inline attribute slots at its end — to `dst`.
+    ///
+    /// Fixed-size copies, unrolled: the header in one, then each attribute in
+    /// use. A `memcpy` of the length in use cost ~38 instructions per span,
+    /// mostly its dispatch on the length.
+    ///
+    /// # Safety
+    /// `dst` is valid for writing a whole record and does not overlap `self`;
+    /// afterwards the bytes at `dst` own what `self` owned (the caller must not
+    /// drop or use `self` as a record again).
     #[inline(always)]
-    pub(crate) fn used_bytes(&self) -> usize {
-        std::mem::offset_of!(SpanRecord, attributes) + self.attributes.used_bytes()
+    pub(crate) unsafe fn copy_used_to(&self, dst: *mut SpanRecord) {
+        const HEAD: usize = std::mem::offset_of!(SpanRecord, attributes) + Attributes::HEADER_BYTES;
+        const KV: usize = std::mem::size_of::<KeyValue>();
+        let src = self as *const SpanRecord as *const u8;
+        let dst = dst as *mut u8;
+        let n = self.attributes.inline_len();
+        // SAFETY: in bounds of both records (the header, then `n` of the
+        // inline slots, which follow it: see `Attributes`); by the caller's
+        // promise `dst` is writable and disjoint.
+        unsafe {
+            // In two halves: LLVM calls `memcpy` for a fixed copy of more than
+            // eight 16-byte stores.
+            const FIRST: usize = HEAD / 2;
+            std::ptr::copy_nonoverlapping(src as *const [u8; FIRST], dst as *mut [u8; FIRST], 1);
+            std::ptr::copy_nonoverlapping(
+                src.add(FIRST) as *const [u8; HEAD - FIRST],
+                dst.add(FIRST) as *mut [u8; HEAD - FIRST],
+                1,
+            );
+            let (src, dst) = (src.add(HEAD) as *const [u8; KV], dst.add(HEAD) as *mut [u8; KV]);
+            // Unrolled by hand: a loop here becomes a `memcpy` call again.
+            if n > 0 {
+                std::ptr::copy_nonoverlapping(src, dst, 1);
+                if n > 1 {
+                    std::ptr::copy_nonoverlapping(src.add(1), dst.add(1), 1);
+                    if n > 2 {
+                        std::ptr::copy_nonoverlapping(src.add(2), dst.add(2), 1);
+                        if n > 3 {
+                            std::ptr::copy_nonoverlapping(src.add(3), dst.add(3), 1);
+                        }
+                    }
+                }
+            }
+        }
     }
 
     /// This span's context (as a child would see its parent).
@@ -210,6 +253,42 @@ impl SpanRecord {
 
 #[cfg(test)]
 mod tests {
+    use super::*;
+    use crate::value::KeyValue;
+
+    #[test]
+    fn copying_the_bytes_in_use_gives_an_equal_record() {
+        // 0 to 4 inline attributes, then spilled ones (the header's vector
+        // holds them), with owned strings so that ownership moves too.
+        for n in 0..7 {
+            let mut rec = SpanRecord::started(
+                TraceId::from_u128(7),
+                SpanId::from_u64(8),
+                SpanId::from_u64(9),
+                TraceFlags::SAMPLED,
+                true,
+                TraceState::EMPTY,
+                Str::Owned(format!("span {n}")),
+            );
+            rec.start_unix_nanos = 1;
+            rec.end_unix_nanos = 2;
+            rec.status = Status::error("failed");
+            for i in 0..n {
+                rec.attributes.push(KeyValue::new(format!("k{i}"), format!("v{i}")));
+            }
+            let expected = rec.clone();
+            let src = std::mem::ManuallyDrop::new(rec);
+            let mut dst = std::mem::MaybeUninit::<SpanRecord>::uninit();
+            // SAFETY: `dst` is a whole, disjoint record; `src` is never dropped
+            // or used again (its heap data now belongs to `dst`).
+            let copy = unsafe {
+                src.copy_used_to(dst.as_mut_ptr());
+                dst.assume_init()
+            };
+            assert_eq!(copy, expected, "{n} attributes");
+        }
+    }
+
     #[test]
     fn record_size_is_known() {
         // The hot path moves records by value: keep an eye on their size.

@@ -9,7 +9,6 @@
 
 use std::marker::PhantomData;
 use std::mem::{size_of, ManuallyDrop};
-use std::ptr;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use crate::context::{SpanContext, TraceState};
@@ -453,17 +452,11 @@ impl Span {
                         match w.reserve() {
                             Some(slot) => {
                                 // SAFETY: the record is copied into the reserved slot
-                                // exactly once — one memcpy straight into the chunk —
+                                // exactly once, straight into the chunk,
                                 // and, being `ManuallyDrop` and replaced just below,
                                 // never dropped or used by the span again: ownership
                                 // moves.
-                                unsafe {
-                                    ptr::copy_nonoverlapping(
-                                        &*r.rec as *const SpanRecord as *const u8,
-                                        slot as *mut u8,
-                                        r.rec.used_bytes(),
-                                    );
-                                }
+                                unsafe { r.rec.copy_used_to(slot) };
                                 // Nothing from the copy above to the end of this
                                 // function may panic: the span still reads as
                                 // `Recording` until its last line, and an unwind
@@ -522,18 +515,24 @@ impl Recording {
         if let Some(max) = limits.max_attribute_value_len {
             kv.value.truncate(max);
         }
-        self.owns_heap |= matches!(kv.key, Str::Owned(_))
-            || matches!(kv.value, Value::String(Str::Owned(_)) | Value::Array(_))
-            || self.rec.attributes.len() >= crate::attributes::INLINE_ATTRIBUTES;
-        // Same key: replace. Static keys are usually the same pointer; compare
-        // that before the bytes.
-        let same = |a: &KeyValue| {
-            let (x, y): (&str, &str) = (&a.key, &kv.key);
-            (x.as_ptr() == y.as_ptr() && x.len() == y.len()) || x == y
-        };
-        if let Some(a) = self.rec.attributes.iter_mut().find(|a| same(a)) {
+        // Known at compile time for static keys and scalar values.
+        let owned =
+            matches!(kv.key, Str::Owned(_)) || matches!(kv.value, Value::String(Str::Owned(_)) | Value::Array(_));
+        match self.rec.attributes.set_inline(kv, limits.max_attributes) {
+            Ok(()) => self.owns_heap |= owned,
+            Err(kv) => self.set_attribute_spilling(kv, owned),
+        }
+    }
+
+    /// [`Recording::set_attribute`] past the inline slots: on the heap, or
+    /// dropped at the limit.
+    #[inline(never)]
+    fn set_attribute_spilling(&mut self, kv: KeyValue, owned: bool) {
+        // A spilled vector is heap memory whatever its attributes hold.
+        self.owns_heap |= owned || self.rec.attributes.len() >= crate::attributes::INLINE_ATTRIBUTES;
+        if let Some(a) = self.rec.attributes.iter_mut().find(|a| crate::attributes::same_key(&a.key, &kv.key)) {
             a.value = kv.value;
-        } else if self.rec.attributes.len() < limits.max_attributes as usize {
+        } else if self.rec.attributes.len() < self.tracer.limits.max_attributes as usize {
             self.rec.attributes.push(kv);
         } else {
             self.rec.dropped_attributes_count += 1;
