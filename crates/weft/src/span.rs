@@ -8,7 +8,7 @@
 //! time and moves the record into the thread's chunk with one published store.
 
 use std::marker::PhantomData;
-use std::mem::{size_of, ManuallyDrop};
+use std::mem::{size_of, ManuallyDrop, MaybeUninit};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use crate::context::{SpanContext, TraceState};
@@ -181,11 +181,7 @@ impl Span {
             Some(Unsampled::Child(p)) => {
                 let Some(span) = unsampled_child(l, p) else { return EnteredSpan::inactive() };
                 let prev = l.swap_current_span_id(span.span_id());
-                return EnteredSpan {
-                    span: ManuallyDrop::new(span),
-                    restore: ManuallyDrop::new(Restore::SpanId(prev)),
-                    _not_send: PhantomData,
-                };
+                return EnteredSpan::guard(span, Restore::SpanId, prev);
             }
             Some(Unsampled::Root(t)) => return unsampled_root_entered(l, t),
             None => {}
@@ -197,18 +193,14 @@ impl Span {
                 // A child of the current parent differs from it only in span ID:
                 // swap that alone instead of the whole 64-byte context.
                 // Otherwise it is a new trace, begun because there was no parent.
-                let restore = match st.child {
-                    true => Restore::SpanId(l.swap_current_span_id(st.span_id)),
+                let (restore, prev) = match st.child {
+                    true => (Restore::SpanId, l.swap_current_span_id(st.span_id)),
                     false => {
                         l.set_current(st.parent_ctx());
-                        Restore::Parent(None)
+                        (Restore::Clear, SpanId::INVALID)
                     }
                 };
-                EnteredSpan {
-                    span: ManuallyDrop::new(st.into_span(name.into())),
-                    restore: ManuallyDrop::new(restore),
-                    _not_send: PhantomData,
-                }
+                EnteredSpan::guard(st.into_span(name.into()), restore, prev)
             }
             Fast::Slow => EnteredSpan::enter_in(l, start_sampled(l, Parent::Local, name.into(), Options::default())),
             Fast::Noop => EnteredSpan::inactive(),
@@ -768,11 +760,7 @@ fn unsampled_root_entered(l: &LocalState, tracer: &'static TracerShared) -> Ente
         trace_state: TraceState::EMPTY,
         reason: DropReason::AlwaysOff as u8,
     });
-    EnteredSpan {
-        span: ManuallyDrop::new(unsampled_root(tracer, (trace_id, span_id))),
-        restore: ManuallyDrop::new(Restore::Parent(None)),
-        _not_send: PhantomData,
-    }
+    EnteredSpan::guard(unsampled_root(tracer, (trace_id, span_id)), Restore::Clear, SpanId::INVALID)
 }
 
 impl Start {
@@ -1113,49 +1101,69 @@ pub struct EnteredSpan {
     /// never by `Span`'s own drop: that second pass over an ended span was an
     /// out-of-line call costing a fifth of an unsampled span.
     span: ManuallyDrop<Span>,
-    /// Dropped by the guard's drop itself (only where it owns something), so
-    /// that the guard's drop glue is that drop alone.
-    restore: ManuallyDrop<Restore>,
+    /// What to put back. The previous parent's parts live in the two fields
+    /// below, not in an enum: an enum big enough for a whole context was built
+    /// on the stack and copied into the guard (64 bytes) at every `enter`.
+    restore: Restore,
+    /// With [`Restore::SpanId`]: the previous parent's span ID.
+    prev_span_id: SpanId,
+    /// With [`Restore::Parent`] only: the previous parent, moved out (and so
+    /// dropped) by the guard's drop. Left uninitialised otherwise, which costs
+    /// the common guards nothing.
+    prev_parent: MaybeUninit<ParentCtx>,
     _not_send: PhantomData<*const ()>,
 }
 
 /// What an [`EnteredSpan`] puts back when it ends.
+#[derive(Clone, Copy, PartialEq, Eq)]
+#[repr(u8)]
 enum Restore {
     /// Nothing: the span did not become the current parent (no tracer).
     Nothing,
-    /// The whole previous parent (a new trace, or a span started through the
-    /// sampler, whose context may differ from its parent's in any field).
-    Parent(Option<ParentCtx>),
-    /// The previous parent's span ID: the span was a child of the current parent,
-    /// whose context it copied except for its own span ID.
-    SpanId(SpanId),
+    /// No parent: there was none before the span.
+    Clear,
+    /// The whole previous parent, `prev_parent` (a span started through the
+    /// sampler, whose context may differ from its parent's in any field,
+    /// entered where another context was current).
+    Parent,
+    /// The previous parent's span ID, `prev_span_id`: the span was a child of
+    /// the current parent, whose context it copied except for its own span ID.
+    SpanId,
 }
 
 impl EnteredSpan {
-    fn inactive() -> EnteredSpan {
+    /// A guard for `span` that puts back `restore` (with `prev_span_id` for
+    /// [`Restore::SpanId`]; not for [`Restore::Parent`]: see [`EnteredSpan::enter_in`]).
+    #[inline(always)]
+    fn guard(span: Span, restore: Restore, prev_span_id: SpanId) -> EnteredSpan {
+        debug_assert!(restore != Restore::Parent);
         EnteredSpan {
-            span: ManuallyDrop::new(Span::noop()),
-            restore: ManuallyDrop::new(Restore::Nothing),
+            span: ManuallyDrop::new(span),
+            restore,
+            prev_span_id,
+            prev_parent: MaybeUninit::uninit(),
             _not_send: PhantomData,
         }
+    }
+
+    fn inactive() -> EnteredSpan {
+        EnteredSpan::guard(Span::noop(), Restore::Nothing, SpanId::INVALID)
     }
 
     #[inline(always)]
     fn enter_in(l: &LocalState, span: Span) -> EnteredSpan {
         match span.parent_ctx() {
-            Some(ctx) => {
-                let prev = l.replace_current(Some(ctx));
-                EnteredSpan {
+            Some(ctx) => match l.replace_current(Some(ctx)) {
+                Some(prev) => EnteredSpan {
                     span: ManuallyDrop::new(span),
-                    restore: ManuallyDrop::new(Restore::Parent(prev)),
+                    restore: Restore::Parent,
+                    prev_span_id: SpanId::INVALID,
+                    prev_parent: MaybeUninit::new(prev),
                     _not_send: PhantomData,
-                }
-            }
-            None => EnteredSpan {
-                span: ManuallyDrop::new(span),
-                restore: ManuallyDrop::new(Restore::Nothing),
-                _not_send: PhantomData,
+                },
+                None => EnteredSpan::guard(span, Restore::Clear, SpanId::INVALID),
             },
+            None => EnteredSpan::guard(span, Restore::Nothing, SpanId::INVALID),
         }
     }
 }
@@ -1184,10 +1192,10 @@ impl Drop for EnteredSpan {
     fn drop(&mut self) {
         if let Inner::NonRecording(n) = &self.span.inner {
             if !n.trace_state.owns_shared() {
-                match *self.restore {
-                    Restore::SpanId(prev) => return local::get().restore_current_span_id(n.span_id, prev),
-                    Restore::Parent(None) => return local::get().clear_current(),
-                    Restore::Parent(Some(_)) | Restore::Nothing => {}
+                match self.restore {
+                    Restore::SpanId => return local::get().restore_current_span_id(n.span_id, self.prev_span_id),
+                    Restore::Clear => return local::get().clear_current(),
+                    Restore::Parent | Restore::Nothing => {}
                 }
             }
         }
@@ -1201,25 +1209,25 @@ impl EnteredSpan {
     fn drop_general(&mut self) {
         // One thread-local access for both: restore the parent, then end the span.
         let l = local::get();
-        match &mut *self.restore {
+        match self.restore {
             Restore::Nothing => {}
             // Assigned in place: swapping whole contexts through the stack
             // cost more than the rest of an unsampled span's end.
-            Restore::Parent(None) => l.clear_current(),
-            Restore::Parent(prev) => {
-                l.replace_current(prev.take());
+            Restore::Clear => l.clear_current(),
+            Restore::Parent => {
+                // SAFETY: initialised with `Restore::Parent` (see `enter_in`)
+                // and moved out once: only the guard's drop comes here.
+                let prev = unsafe { self.prev_parent.assume_init_read() };
+                l.replace_current(Some(prev));
             }
             // Only while this span is still the current parent: guards
             // dropped out of order must not graft this ID onto another
             // span's context.
-            Restore::SpanId(prev) => l.restore_current_span_id(self.span.span_id(), *prev),
+            Restore::SpanId => l.restore_current_span_id(self.span.span_id(), self.prev_span_id),
         }
         // SAFETY: called only from the guard's drop, which never touches its
-        // span or restore value again.
-        unsafe {
-            self.span.end_and_release(l);
-            ManuallyDrop::drop(&mut self.restore);
-        }
+        // span again.
+        unsafe { self.span.end_and_release(l) }
     }
 }
 

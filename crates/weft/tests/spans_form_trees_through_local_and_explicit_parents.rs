@@ -368,6 +368,36 @@ fn guards_dropped_out_of_order_never_mix_contexts() {
 }
 
 #[test]
+fn a_span_entered_over_another_trace_puts_the_whole_previous_parent_back() {
+    let (tracer, _) = install(SpanLimits::default());
+    // A remote parent whose trace state has a vendor member (owned data).
+    let headers: std::collections::HashMap<String, String> =
+        [("traceparent", "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"), ("tracestate", "vendor=v1")]
+            .into_iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+    let remote = weft::propagation::TraceContext::extract(&headers).expect("valid traceparent");
+    let outer = Span::builder("outer").parent(&remote).enter();
+    let outer_ctx = outer.context();
+    assert_eq!(outer_ctx.trace_id(), remote.trace_id());
+    for _ in 0..3 {
+        // A new trace entered where `outer` is current: the guard keeps all of
+        // `outer`'s context, trace state included, and puts it back.
+        let root = Span::builder("root").root().enter();
+        assert_ne!(root.context().trace_id(), outer_ctx.trace_id());
+        assert_eq!(weft::current_context().unwrap(), root.context());
+        drop(root);
+        let back = weft::current_context().unwrap();
+        assert_eq!(back, outer_ctx);
+        assert_eq!(back.trace_state(), outer_ctx.trace_state());
+    }
+    drop(outer);
+    assert!(weft::current_context().is_none());
+    let stats = tracer.shutdown(Duration::from_secs(5)).unwrap();
+    assert_eq!((stats.started, stats.ended, stats.exported), (4, 4, 4), "{stats}");
+}
+
+#[test]
 fn invalid_configuration_is_refused_with_a_reason() {
     let cases: Vec<(weft::TracerBuilder, &str)> = vec![
         (weft::builder(), "no exporter"),
