@@ -405,14 +405,14 @@ impl Span {
     /// The span must not be used or dropped afterwards.
     #[inline(always)]
     unsafe fn end_and_release(&mut self, l: &LocalState) {
-        if let Inner::Recording(_) = self.inner {
-            self.finish_recording(l, None);
-        }
-        // Once ended, a recording span owns nothing outside its record, which
-        // has moved to a chunk; a non-recording one still holds its trace state.
-        if let Inner::NonRecording(n) = &mut self.inner {
+        match &mut self.inner {
+            // Once ended, a recording span owns nothing outside its record,
+            // which has moved to a chunk: ending it is the last step (a tail
+            // call from the guard's drop, with nothing to test afterwards).
+            Inner::Recording(_) => self.finish_recording(l, None),
             // SAFETY: dropped once, by the caller's promise.
-            unsafe { n.release() }
+            Inner::NonRecording(n) => unsafe { n.release() },
+            Inner::Noop => {}
         }
     }
 
