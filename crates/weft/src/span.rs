@@ -502,29 +502,37 @@ impl std::fmt::Debug for Span {
 
 impl Recording {
     #[inline(always)]
-    fn set_attribute(&mut self, mut kv: KeyValue) {
+    fn set_attribute(&mut self, kv: KeyValue) {
+        let limits = &self.tracer.limits;
+        // Without a value length limit (the default) the value is stored as
+        // given: the inline slots, when they suffice, take it directly.
+        // (Truncating here made the value a local to mutate, copied through
+        // the stack on every call.)
+        if limits.max_attribute_value_len.is_none() {
+            // Known at compile time for static keys and scalar values.
+            let owned = kv_owns_heap(&kv);
+            match self.rec.attributes.set_inline(kv, limits.max_attributes) {
+                Ok(()) => self.owns_heap |= owned,
+                Err(kv) => self.set_attribute_general(kv),
+            }
+        } else {
+            self.set_attribute_general(kv)
+        }
+    }
+
+    /// [`Recording::set_attribute`] with a value length limit, or past the
+    /// inline slots: on the heap, or dropped at the count limit.
+    #[inline(never)]
+    fn set_attribute_general(&mut self, mut kv: KeyValue) {
         let limits = &self.tracer.limits;
         if let Some(max) = limits.max_attribute_value_len {
             kv.value.truncate(max);
         }
-        // Known at compile time for static keys and scalar values.
-        let owned =
-            matches!(kv.key, Str::Owned(_)) || matches!(kv.value, Value::String(Str::Owned(_)) | Value::Array(_));
-        match self.rec.attributes.set_inline(kv, limits.max_attributes) {
-            Ok(()) => self.owns_heap |= owned,
-            Err(kv) => self.set_attribute_spilling(kv, owned),
-        }
-    }
-
-    /// [`Recording::set_attribute`] past the inline slots: on the heap, or
-    /// dropped at the limit.
-    #[inline(never)]
-    fn set_attribute_spilling(&mut self, kv: KeyValue, owned: bool) {
         // A spilled vector is heap memory whatever its attributes hold.
-        self.owns_heap |= owned || self.rec.attributes.len() >= crate::attributes::INLINE_ATTRIBUTES;
+        self.owns_heap |= kv_owns_heap(&kv) || self.rec.attributes.len() >= crate::attributes::INLINE_ATTRIBUTES;
         if let Some(a) = self.rec.attributes.iter_mut().find(|a| crate::attributes::same_key(&a.key, &kv.key)) {
             a.value = kv.value;
-        } else if self.rec.attributes.len() < self.tracer.limits.max_attributes as usize {
+        } else if self.rec.attributes.len() < limits.max_attributes as usize {
             self.rec.attributes.push(kv);
         } else {
             self.rec.dropped_attributes_count += 1;
@@ -561,6 +569,12 @@ impl Recording {
         link.dropped_attributes_count += dropped;
         extras.links.push(link);
     }
+}
+
+/// Whether an attribute owns heap memory (an owned key or string, an array).
+#[inline(always)]
+fn kv_owns_heap(kv: &KeyValue) -> bool {
+    matches!(kv.key, Str::Owned(_)) || matches!(kv.value, Value::String(Str::Owned(_)) | Value::Array(_))
 }
 
 fn limit_attrs(mut attrs: Vec<KeyValue>, max: u32, max_len: Option<usize>) -> (Vec<KeyValue>, u32) {
