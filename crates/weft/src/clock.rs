@@ -75,7 +75,10 @@ impl Clock {
         let u = unix_now();
         let dt = u128::from(t.wrapping_sub(self.origin_ticks));
         let mult = if self.tsc {
-            (mono << 32).checked_div(dt).map_or(1 << 32, |m| m.clamp(1, u128::from(u64::MAX)) as u64)
+            // At most 2^40 (a tick of 256 ns; TSCs tick in well under 1 ns):
+            // `convert` is exact while tick differences times the rate stay
+            // below 2^95.
+            (mono << 32).checked_div(dt).map_or(1 << 32, |m| m.clamp(1, 1 << 40) as u64)
         } else {
             1 << 32
         };
@@ -109,10 +112,12 @@ impl Clock {
     /// One signed 64×64→128 multiply and an add, no branch: the tick
     /// difference from the anchor, scaled, added to the anchor's Unix time.
     ///
-    /// Exact (floor of the scaled difference) for readings within 2^62 ticks
-    /// of the anchor (decades at any TSC rate) with a rate below 2^33 (a tick
-    /// of less than 2 ns; `recalibrate` measures ~0.3 ns here) and Unix times
-    /// below 2^63: every reading of this clock. The saturating unsigned
+    /// Exact (floor of the scaled difference) while the tick difference from
+    /// the anchor times the rate stays below 2^95 and the result is a Unix
+    /// time below 2^64: with a TSC (a tick of ~0.3 ns, rate ~2^30.4) that is
+    /// any difference an `i64` holds, and with `recalibrate`'s cap of 2^40,
+    /// over a year of ticks. The property test checks differences within
+    /// 2^62 ticks at rates below 2^33. The saturating unsigned
     /// version it replaced, branching on the side of the anchor, took ~12
     /// more instructions per timestamp (callgrind).
     #[inline(always)]
