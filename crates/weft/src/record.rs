@@ -11,8 +11,6 @@ use crate::ids::{SpanId, TraceFlags, TraceId};
 use crate::value::{KeyValue, Str};
 
 pub use crate::attributes::Attributes;
-const _: () =
-    assert!(crate::attributes::INLINE_ATTRIBUTES == 4, "SpanRecord::copy_used_to copies up to four inline attributes");
 
 /// The role of a span in a trace (OTLP `SpanKind`).
 #[derive(Copy, Clone, Debug, Default, PartialEq, Eq, Hash)]
@@ -196,6 +194,7 @@ impl SpanRecord {
     pub(crate) unsafe fn copy_used_to(&self, dst: *mut SpanRecord) {
         const HEAD: usize = std::mem::offset_of!(SpanRecord, attributes) + Attributes::HEADER_BYTES;
         const KV: usize = std::mem::size_of::<KeyValue>();
+        const _: () = assert!(crate::attributes::INLINE_ATTRIBUTES == 4, "the copy below is unrolled for four");
         let src = self as *const SpanRecord as *const u8;
         let dst = dst as *mut u8;
         let n = self.attributes.inline_len();

@@ -398,8 +398,8 @@ impl Span {
         }
     }
 
-    /// Ends the span (if it has not ended) and drops what it still owns: what
-    /// `Span`'s drop would do, inline, for owners that hold it in `ManuallyDrop`.
+    /// Ends the span (if it has not ended) and drops what it still owns: `Span`'s
+    /// drop, and the guard's for the span it holds in `ManuallyDrop`.
     ///
     /// # Safety
     /// The span must not be used or dropped afterwards.
@@ -480,12 +480,8 @@ impl Drop for Span {
     // counted when it started): one test, small enough to inline at every drop.
     #[inline(always)]
     fn drop(&mut self) {
-        match &mut self.inner {
-            Inner::Recording(_) => self.finish_recording(local::get(), None),
-            // SAFETY: the span is being dropped: released once.
-            Inner::NonRecording(n) => unsafe { n.release() },
-            Inner::Noop => {}
-        }
+        // SAFETY: the span is being dropped: never used again.
+        unsafe { self.end_and_release(local::get()) }
     }
 }
 
