@@ -2,8 +2,8 @@
 //! from every thread's chunk chain, cuts them into batches and calls the exporter.
 //!
 //! It naps 1 ms while little is buffered, takes the shortest nap the kernel
-//! gives (~90 µs) once more than 1/16 of the budget is in use, and backs off to
-//! 50 ms when idle; threads that open a new chunk wake it from longer sleeps, and
+//! gives (~90 µs) once more is in use (512 KiB while it has a CPU to itself,
+//! else 1/16 of the budget: see `nap_thresholds`), and backs off to 50 ms when idle; threads that open a new chunk wake it from longer sleeps, and
 //! yield to it when it has missed its heartbeat (see `buffer/thread_buffer.rs`).
 //! Each batch is handed over with a `Settlement` that counts its outcome, here
 //! for synchronous exporters or later on an exporter's own threads.
@@ -19,13 +19,41 @@ use crate::export::{Settlement, SpanBatch, SpanExporter};
 use crate::tracer::{TracerShared, NAP_IDLE, NAP_NONE, NAP_QUIET};
 
 /// The collector's naps. While little is buffered it naps 1 ms; a thread that
-/// opens a chunk with more than 1/8 of the budget in use wakes it early
-/// (`TracerShared::nudge_collector`), and with more than 1/16 in use after a
-/// round it takes the shortest nap the kernel gives (~90 µs on these VMs for a
-/// 10 µs request). Waking more often was measured to cost the application: with
+/// opens a chunk with more than a threshold in use wakes it early
+/// (`TracerShared::nudge_collector`), and with more than a lower one in use
+/// after a round it takes the shortest nap the kernel gives (~90 µs on these
+/// VMs for a 10 µs request). Waking more often was measured to cost the application: with
 /// every core busy, each wake-up preempts an application thread (~13 % of
 /// their time at 11 000 wake-ups/s). Spinning was worse still.
 const SHORT_NAP: Duration = Duration::from_micros(10);
+/// Buffered bytes above which the collector takes its shortest naps while it
+/// has a CPU to itself (unless the budget is small: then 1/16 of it).
+///
+/// Kept low so the slot arrays a busy thread fills come back to the pool, and
+/// to it, while they are still in the caches. One thread fills slots at up to
+/// ~8 GB/s; at 1/16 of the 32 MiB default (woken at 1/8) several megabytes were
+/// in flight, past the ~8 MiB of last-level cache these VMs give one process (a
+/// write-bandwidth probe falls from ~10 to ~65 ns per 192-byte write between 8
+/// and 16 MiB), and 1-thread nested spans measured 94–96 ns median against
+/// 72–77 with this threshold (interleaved runs, docs/benchmarks.md).
+const SHORT_NAPS_ABOVE: usize = 512 << 10;
+
+/// The collector's nap thresholds in buffered bytes: above the first it naps at
+/// its shortest, above the second a thread opening a chunk wakes it from a 1 ms
+/// nap.
+///
+/// Low ([`SHORT_NAPS_ABOVE`]) only while fewer threads write spans than there
+/// are CPUs. When threads outnumber CPUs, every wake-up takes a CPU from one of
+/// them and the collector, with 1/N of the CPU, got through less: 64 threads
+/// on a 1 GiB budget sent 3 % of their traces to the adaptive stage with the
+/// low thresholds, none with these (1/16 and 1/8 of the budget).
+pub(crate) fn nap_thresholds(limit: usize, writing_threads: usize, cpus: usize) -> (usize, usize) {
+    if writing_threads < cpus {
+        ((limit / 16).min(SHORT_NAPS_ABOVE), (limit / 8).min(4 * SHORT_NAPS_ABOVE))
+    } else {
+        (limit / 16, limit / 8)
+    }
+}
 const QUIET_POLL: Duration = Duration::from_millis(1);
 const IDLE_POLL: Duration = Duration::from_millis(50);
 const RECALIBRATE_EVERY: Duration = Duration::from_secs(1);
@@ -110,7 +138,9 @@ pub(crate) fn run(tracer: &'static TracerShared, exporter: Box<dyn SpanExporter>
             tracer.control_cv.notify_all();
             return;
         }
-        if tracer.budget.used() > tracer.budget.limit() / 16 {
+        let (short_naps_above, _) =
+            nap_thresholds(tracer.budget.limit(), tracer.writing_threads.load(Ordering::Relaxed), tracer.cpus);
+        if tracer.budget.used() > short_naps_above {
             idle_rounds = 0;
             std::thread::park_timeout(SHORT_NAP);
         } else {

@@ -216,6 +216,7 @@ impl TracerBuilder {
             resource: Arc::new(self.resource),
             registry: Mutex::new(Registry::default()),
             writing_threads: AtomicUsize::new(0),
+            cpus: std::thread::available_parallelism().map_or(1, |n| n.get()),
             orphans: Mutex::new(Vec::new()),
             orphan_counters: OrphanCounters::default(),
             out: CollectorCounters::default(),
@@ -329,6 +330,8 @@ pub(crate) struct TracerShared {
     pub registry: Mutex<Registry>,
     /// Threads with a live buffer (sizes their chunks); kept by the registry.
     pub writing_threads: AtomicUsize,
+    /// CPUs this process may run on (at start).
+    pub cpus: usize,
     pub orphans: Mutex<Vec<SpanRecord>>,
     pub orphan_counters: OrphanCounters,
     pub out: CollectorCounters,
@@ -365,13 +368,17 @@ impl TracerShared {
     /// Wakes the collector if it is in a long sleep. Called once per chunk, not
     /// per span.
     pub(crate) fn nudge_collector(&self) {
-        // Wake it from an idle sleep always, from a 1 ms nap once 1/8 of the budget
-        // is in use (buffered memory is what the adaptive stage reacts to), and
+        // Wake it from an idle sleep always, from a 1 ms nap once more than
+        // `nap_thresholds` says is in use (buffered memory is what the adaptive stage
+        // reacts to, and slot arrays kept in flight long go cold), and
         // never from its shortest nap: waking a parked thread is a system call,
         // and doing it for every chunk was measured in the spans' p99.
         let wake = match self.collector_nap.load(Ordering::Relaxed) {
             NAP_IDLE => true,
-            NAP_QUIET => self.budget.used() > self.budget.limit() / 8,
+            NAP_QUIET => {
+                let threads = self.writing_threads.load(Ordering::Relaxed);
+                self.budget.used() > crate::collector::nap_thresholds(self.budget.limit(), threads, self.cpus).1
+            }
             _ => false,
         };
         if wake && self.collector_nap.swap(NAP_NONE, Ordering::AcqRel) != NAP_NONE {

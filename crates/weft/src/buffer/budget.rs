@@ -1,6 +1,7 @@
 //! The byte budget that bounds all buffered span memory of one tracer.
 
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::Mutex;
 
 use crossbeam_queue::ArrayQueue;
 
@@ -38,8 +39,17 @@ pub(crate) struct Budget {
     /// per-thread arenas it did not (measured +43 MB RSS for a 32 MB budget) —
     /// and a busy thread never pays page faults for fresh chunk memory (measured:
     /// ~10 % of span cost). Pooled arrays hold no spans and are not charged.
-    /// Lock-free queues, so a preempted thread never holds up the others (there
-    /// can be many more threads than cores).
+    ///
+    /// Each size has a stack (`recent`) and a queue (`pools`). The stack hands
+    /// out the array freed last, whose lines are most likely still in the
+    /// caches; a queue cycled through every array ever allocated, which after a
+    /// burst of buffering was megabytes past this VM's last-level cache, and
+    /// each slot write then waited on memory. The stack is only ever
+    /// `try_lock`ed: a thread that finds it taken uses the lock-free queue
+    /// instead, so a preempted thread never holds up the others (there can be
+    /// many more threads than cores).
+    recent: [Mutex<Vec<Slots>>; SIZE_CLASSES],
+    /// See `recent`.
     pools: [ArrayQueue<Slots>; SIZE_CLASSES],
     /// Bytes of slot arrays outstanding, live or pooled.
     arrays: AtomicUsize,
@@ -90,6 +100,7 @@ impl Budget {
             used: CachePadded(AtomicUsize::new(0)),
             peak: CachePadded(AtomicUsize::new(0)),
             limit,
+            recent: std::array::from_fn(|_| Mutex::new(Vec::new())),
             pools: std::array::from_fn(|c| ArrayQueue::new(limit / ((SMALL_CHUNK << c) * SLOT_BYTES) + 1)),
             arrays: AtomicUsize::new(0),
             stale: ArrayQueue::new(limit / (SMALL_CHUNK * SLOT_BYTES) + 1),
@@ -129,7 +140,7 @@ impl Budget {
                 self.give_slots(slots);
             }
         }
-        if let Some(slots) = self.pools[class].pop() {
+        if let Some(slots) = self.pop_pooled(class) {
             return Some(slots);
         }
         let bytes = cap * SLOT_BYTES;
@@ -143,12 +154,26 @@ impl Budget {
         // At the limit: reuse an idle array of another size, nearest first.
         let mut others: Vec<usize> = (0..SIZE_CLASSES).filter(|&c| c != class).collect();
         others.sort_by_key(|&c| c.abs_diff(class));
-        others.into_iter().find_map(|c| self.pools[c].pop())
+        others.into_iter().find_map(|c| self.pop_pooled(c))
+    }
+
+    /// A pooled array of size class `class`: the one freed last if the stack
+    /// is free, else the queue's oldest.
+    fn pop_pooled(&self, class: usize) -> Option<Slots> {
+        if let Ok(mut recent) = self.recent[class].try_lock() {
+            if let Some(slots) = recent.pop() {
+                return Some(slots);
+            }
+        }
+        self.pools[class].pop()
     }
 
     /// Returns a slot array for reuse.
     pub(crate) fn give_slots(&self, slots: Slots) {
         let class = class_of(slots.len());
+        if let Ok(mut recent) = self.recent[class].try_lock() {
+            return recent.push(slots);
+        }
         if let Err(slots) = self.pools[class].push(slots) {
             // Cannot happen (each pool holds all arrays of its size the limit
             // allows); if it did, freeing keeps the books right.
