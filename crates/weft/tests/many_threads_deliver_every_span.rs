@@ -11,11 +11,15 @@ use common::{assert_traces_complete, Recorder};
 fn sixty_four_threads_lose_nothing() {
     let rec = Recorder::default();
     // A generous bound: this test is about delivery and accounting under
-    // contention, and an unoptimised build's collector can fall behind 64 producer
-    // threads (the default bound is checked by the release benchmark instead).
+    // contention, not shedding. The collector, cloning every record into the
+    // recorder, can fall far behind 64 producer threads, so the whole run
+    // (64 × 5000 × 3 slots of 400 bytes, 384 MiB) fits below the adaptive
+    // stage's high-water mark (3/4 of 1 GiB) even if it never ran. (With 20 000
+    // per thread an optimised build shed 3 % of the traces there, counted and
+    // balanced; the default bound is checked by the release benchmark.)
     let tracer =
         weft::builder().exporter(rec.clone()).memory_limit_bytes(1 << 30).log_at_shutdown(false).install().unwrap();
-    let per_thread = if cfg!(debug_assertions) { 1500 } else { 20_000 };
+    let per_thread = if cfg!(debug_assertions) { 1500 } else { 5000 };
     let hs: Vec<_> = (0..64)
         .map(|i| {
             std::thread::spawn(move || {
