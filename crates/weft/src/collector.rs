@@ -259,3 +259,22 @@ impl Collector {
         let _ = catch_unwind(AssertUnwindSafe(|| f(exporter)));
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn nap_thresholds_are_low_only_while_the_collector_has_a_cpu() {
+        let mib = 1 << 20;
+        // The default budget, one writing thread on two CPUs: 512 KiB / 2 MiB.
+        assert_eq!(nap_thresholds(32 * mib, 1, 2), (mib / 2, 2 * mib));
+        // As many writing threads as CPUs, or more: 1/16 and 1/8 of the budget.
+        assert_eq!(nap_thresholds(32 * mib, 2, 2), (2 * mib, 4 * mib));
+        assert_eq!(nap_thresholds(32 * mib, 64, 2), (2 * mib, 4 * mib));
+        // A small budget keeps its fractions even with a CPU to spare.
+        assert_eq!(nap_thresholds(4 * mib, 1, 2), (mib / 4, mib / 2));
+        // No writing thread yet (the collector's first rounds): low.
+        assert_eq!(nap_thresholds(32 * mib, 0, 1), (mib / 2, 2 * mib));
+    }
+}

@@ -323,6 +323,47 @@ mod tests {
         assert_eq!(b.peak(), 100);
     }
 
+    #[test]
+    fn the_array_freed_last_is_handed_out_first() {
+        let b = Budget::new(1 << 20);
+        let arrays: Vec<Slots> = (0..3).map(|_| b.take_slots(SMALL_CHUNK).unwrap()).collect();
+        let addrs: Vec<*const u8> = arrays.iter().map(|s| s.as_ptr() as *const u8).collect();
+        for s in arrays {
+            b.give_slots(s);
+        }
+        // Last in, first out: the warmest array first.
+        let taken: Vec<Slots> = (0..3).map(|_| b.take_slots(SMALL_CHUNK).unwrap()).collect();
+        let got: Vec<*const u8> = taken.iter().map(|s| s.as_ptr() as *const u8).collect();
+        assert_eq!(got, addrs.into_iter().rev().collect::<Vec<_>>());
+    }
+
+    #[test]
+    fn a_taken_stack_falls_back_to_the_queue_and_loses_no_array() {
+        let b = Budget::new(1 << 20);
+        let first = b.take_slots(SMALL_CHUNK).unwrap();
+        let second = b.take_slots(SMALL_CHUNK).unwrap();
+        let (first_addr, second_addr) = (first.as_ptr() as usize, second.as_ptr() as usize);
+        b.give_slots(first);
+        {
+            // Another thread holds the stack: giving and taking go through the
+            // lock-free queue instead, without waiting.
+            let _held = b.recent[class_of(SMALL_CHUNK)].lock().unwrap();
+            b.give_slots(second);
+            let got = b.take_slots(SMALL_CHUNK).unwrap();
+            assert_eq!(got.as_ptr() as usize, second_addr);
+            b.give_slots(got); // the stack is still held: back to the queue
+        }
+        let taken: Vec<Slots> = (0..2).map(|_| b.take_slots(SMALL_CHUNK).unwrap()).collect();
+        let mut got: Vec<usize> = taken.iter().map(|s| s.as_ptr() as usize).collect();
+        got.sort_unstable();
+        let mut want = vec![first_addr, second_addr];
+        want.sort_unstable();
+        assert_eq!(got, want, "both arrays come back, from the stack and the queue");
+        // Arrays outstanding are still counted against the limit: no new one
+        // was allocated for the takes above.
+        assert_eq!(b.arrays.load(Ordering::Relaxed), 2 * SMALL_CHUNK * SLOT_BYTES);
+    }
+
     /// A chunk of `cap` slots holding `n` records that share `ts`'s heap part,
     /// charged `heap` bytes for it, freed.
     fn free_chunk_with_heap(budget: &'static Budget, cap: usize, n: usize, ts: &crate::TraceState, heap: usize) {
