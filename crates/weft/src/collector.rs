@@ -3,7 +3,8 @@
 //!
 //! It naps 1 ms while little is buffered, takes the shortest nap the kernel
 //! gives (~90 µs) once more is in use (512 KiB while it has a CPU to itself,
-//! else 1/16 of the budget: see `nap_thresholds`), and backs off to 50 ms when idle; threads that open a new chunk wake it from longer sleeps, and
+//! else 1/16 of the budget: see `nap_thresholds`) or, with a CPU to itself,
+//! while spans flow fast (`takes_short_nap`), and backs off to 50 ms when idle; threads that open a new chunk wake it from longer sleeps, and
 //! yield to it when it has missed its heartbeat (see `buffer/thread_buffer.rs`).
 //! Each batch is handed over with a `Settlement` that counts its outcome, here
 //! for synchronous exporters or later on an exporter's own threads.
@@ -37,6 +38,27 @@ const SHORT_NAP: Duration = Duration::from_micros(10);
 /// and 16 MiB), and 1-thread nested spans measured 94–96 ns median against
 /// 72–77 with this threshold (interleaved runs, docs/benchmarks.md).
 const SHORT_NAPS_ABOVE: usize = 512 << 10;
+
+/// Records collected in one round from which a collector with a CPU to itself
+/// keeps taking its shortest naps whatever is buffered: 256 records in a
+/// ~90 µs nap is ~3 M spans/s, at which a 1 ms nap would only end in a
+/// producer waking it. (After a 1 ms nap the bar is ~0.26 M/s, but the next,
+/// short, round then falls below it unless the rate is that high.)
+///
+/// Measured with the `steady_state` example (3 M spans, 1 thread): without
+/// this, threads woke the collector ~480 times (once it had drained below
+/// [`SHORT_NAPS_ABOVE`] and gone back to 1 ms naps), and each wake-up cost the
+/// waking thread 6–28 µs in its chunk switch (the system call, and the woken
+/// collector placed on its CPU); with it, 10–14 wake-ups, and the chunk
+/// switch's average fell from 1 200–4 400 clock ticks to 700–740.
+const STEADY_ROUND_RECORDS: usize = 256;
+
+/// Whether the collector's next nap is its shortest, given the bytes buffered
+/// and the records its last round collected.
+pub(crate) fn takes_short_nap(used: usize, round: usize, limit: usize, writing_threads: usize, cpus: usize) -> bool {
+    let (short_naps_above, _) = nap_thresholds(limit, writing_threads, cpus);
+    used > short_naps_above || (writing_threads < cpus && round >= STEADY_ROUND_RECORDS)
+}
 
 /// The collector's nap thresholds in buffered bytes: above the first it naps at
 /// its shortest, above the second a thread opening a chunk wakes it from a 1 ms
@@ -138,9 +160,8 @@ pub(crate) fn run(tracer: &'static TracerShared, exporter: Box<dyn SpanExporter>
             tracer.control_cv.notify_all();
             return;
         }
-        let (short_naps_above, _) =
-            nap_thresholds(tracer.budget.limit(), tracer.writing_threads.load(Ordering::Relaxed), tracer.cpus);
-        if tracer.budget.used() > short_naps_above {
+        let writing = tracer.writing_threads.load(Ordering::Relaxed);
+        if takes_short_nap(tracer.budget.used(), c.round, tracer.budget.limit(), writing, tracer.cpus) {
             idle_rounds = 0;
             std::thread::park_timeout(SHORT_NAP);
         } else {
@@ -276,5 +297,18 @@ mod tests {
         assert_eq!(nap_thresholds(4 * mib, 1, 2), (mib / 4, mib / 2));
         // No writing thread yet (the collector's first rounds): low.
         assert_eq!(nap_thresholds(32 * mib, 0, 1), (mib / 2, 2 * mib));
+    }
+
+    #[test]
+    fn a_busy_round_keeps_the_naps_short_only_with_a_cpu_to_spare() {
+        let mib = 1 << 20;
+        // Little buffered, but a full chunk's worth came in the last round.
+        assert!(takes_short_nap(0, STEADY_ROUND_RECORDS, 32 * mib, 1, 2));
+        assert!(!takes_short_nap(0, STEADY_ROUND_RECORDS - 1, 32 * mib, 1, 2));
+        // Threads use every CPU: only the buffered bytes count.
+        assert!(!takes_short_nap(0, 100_000, 32 * mib, 2, 2));
+        assert!(takes_short_nap(2 * mib + 1, 0, 32 * mib, 2, 2));
+        // Over the threshold, short naps whatever the round.
+        assert!(takes_short_nap(mib, 0, 32 * mib, 1, 2));
     }
 }
