@@ -4,7 +4,8 @@
 //! It naps 1 ms while little is buffered, takes the shortest nap the kernel
 //! gives (~90 µs) once more is in use (512 KiB while it has a CPU to itself,
 //! else 1/16 of the budget: see `nap_thresholds`) or, with a CPU to itself,
-//! while spans flow fast (`takes_short_nap`), and backs off to 50 ms when idle; threads that open a new chunk wake it from longer sleeps, and
+//! while spans flow fast (`takes_short_nap`), and backs off to 50 ms when
+//! idle; threads that open a new chunk wake it from longer sleeps, and
 //! yield to it when it has missed its heartbeat (see `buffer/thread_buffer.rs`).
 //! Each batch is handed over with a `Settlement` that counts its outcome, here
 //! for synchronous exporters or later on an exporter's own threads.
@@ -23,10 +24,18 @@ use crate::tracer::{TracerShared, NAP_IDLE, NAP_NONE, NAP_QUIET};
 /// opens a chunk with more than a threshold in use wakes it early
 /// (`TracerShared::nudge_collector`), and with more than a lower one in use
 /// after a round it takes the shortest nap the kernel gives (~90 µs on these
-/// VMs for a 10 µs request). Waking more often was measured to cost the application: with
-/// every core busy, each wake-up preempts an application thread (~13 % of
-/// their time at 11 000 wake-ups/s). Spinning was worse still.
+/// VMs for a 10 µs request). Waking more often was measured to cost the
+/// application: with every core busy, each wake-up preempts an application
+/// thread (~13 % of their time at 11 000 wake-ups/s). Spinning was worse still.
 const SHORT_NAP: Duration = Duration::from_micros(10);
+const QUIET_POLL: Duration = Duration::from_millis(1);
+const IDLE_POLL: Duration = Duration::from_millis(50);
+const RECALIBRATE_EVERY: Duration = Duration::from_secs(1);
+/// Rounds without new spans before the collector frees stale arrays' records
+/// itself (see `Budget::recycle`), and how many arrays per round then.
+const QUIET_ROUNDS_BEFORE_CLEANING: u32 = 3;
+const CLEAN_PER_ROUND: usize = 64;
+
 /// Buffered bytes above which the collector takes its shortest naps while it
 /// has a CPU to itself (unless the budget is small: then 1/16 of it).
 ///
@@ -35,8 +44,10 @@ const SHORT_NAP: Duration = Duration::from_micros(10);
 /// ~8 GB/s; at 1/16 of the 32 MiB default (woken at 1/8) several megabytes were
 /// in flight, past the ~8 MiB of last-level cache these VMs give one process (a
 /// write-bandwidth probe falls from ~10 to ~65 ns per 192-byte write between 8
-/// and 16 MiB), and 1-thread nested spans measured 94–96 ns median against
-/// 72–77 with this threshold (interleaved runs, docs/benchmarks.md).
+/// and 16 MiB). 1-thread nested spans measured 94–96 ns median against 72–77
+/// with it and the last-freed-first pool (one build switched by environment,
+/// interleaved runs); as separate builds, a pair ratio of 0.94
+/// (docs/benchmarks.md, session 13).
 const SHORT_NAPS_ABOVE: usize = 512 << 10;
 
 /// Records collected in one round from which a collector with a CPU to itself
@@ -65,10 +76,11 @@ pub(crate) fn takes_short_nap(used: usize, round: usize, limit: usize, writing_t
 /// nap.
 ///
 /// Low ([`SHORT_NAPS_ABOVE`]) only while fewer threads write spans than there
-/// are CPUs. When threads outnumber CPUs, every wake-up takes a CPU from one of
-/// them and the collector, with 1/N of the CPU, got through less: 64 threads
-/// on a 1 GiB budget sent 3 % of their traces to the adaptive stage with the
-/// low thresholds, none with these (1/16 and 1/8 of the budget).
+/// are CPUs. Once threads use every CPU, each extra wake-up preempts one of
+/// them (see [`SHORT_NAP`]); with the low thresholds at every thread count, 4
+/// and 8 nested threads measured 52.5 vs 48.2 and 47.8 vs 39.3 ns medians
+/// (6–10 interleaved pairs, noisy), so there they stay 1/16 and 1/8 of the
+/// budget.
 pub(crate) fn nap_thresholds(limit: usize, writing_threads: usize, cpus: usize) -> (usize, usize) {
     if writing_threads < cpus {
         ((limit / 16).min(SHORT_NAPS_ABOVE), (limit / 8).min(4 * SHORT_NAPS_ABOVE))
@@ -76,13 +88,6 @@ pub(crate) fn nap_thresholds(limit: usize, writing_threads: usize, cpus: usize) 
         (limit / 16, limit / 8)
     }
 }
-const QUIET_POLL: Duration = Duration::from_millis(1);
-const IDLE_POLL: Duration = Duration::from_millis(50);
-const RECALIBRATE_EVERY: Duration = Duration::from_secs(1);
-/// Rounds without new spans before the collector frees stale arrays' records
-/// itself (see `Budget::recycle`), and how many arrays per round then.
-const QUIET_ROUNDS_BEFORE_CLEANING: u32 = 3;
-const CLEAN_PER_ROUND: usize = 64;
 
 pub(crate) struct Config {
     pub max_batch_spans: usize,

@@ -151,10 +151,22 @@ impl Budget {
                 Err(now) => arrays = now,
             }
         }
-        // At the limit: reuse an idle array of another size, nearest first.
+        // At the limit. The stack may only have been held a moment ago: wait
+        // for it here, where memory is full and the alternative is dropping the
+        // span (its holder only pushes or pops). Then reuse an idle array of
+        // another size, nearest first.
+        if let Some(slots) = self.pop_pooled_waiting(class) {
+            return Some(slots);
+        }
         let mut others: Vec<usize> = (0..SIZE_CLASSES).filter(|&c| c != class).collect();
         others.sort_by_key(|&c| c.abs_diff(class));
-        others.into_iter().find_map(|c| self.pop_pooled(c))
+        others.into_iter().find_map(|c| self.pop_pooled_waiting(c))
+    }
+
+    /// As [`Budget::pop_pooled`], waiting for the stack if it is held.
+    fn pop_pooled_waiting(&self, class: usize) -> Option<Slots> {
+        let recent = self.recent[class].lock().unwrap_or_else(|e| e.into_inner()).pop();
+        recent.or_else(|| self.pools[class].pop())
     }
 
     /// A pooled array of size class `class`: the one freed last if the stack
@@ -362,6 +374,26 @@ mod tests {
         // Arrays outstanding are still counted against the limit: no new one
         // was allocated for the takes above.
         assert_eq!(b.arrays.load(Ordering::Relaxed), 2 * SMALL_CHUNK * SLOT_BYTES);
+    }
+
+    #[test]
+    fn at_the_limit_a_held_stack_is_waited_for_rather_than_no_room() {
+        // Room for exactly one array, which sits in the stack while another
+        // thread holds it: the take must wait and get it, not report full.
+        let b: &'static Budget = Box::leak(Box::new(Budget::new(SMALL_CHUNK * SLOT_BYTES)));
+        let only = b.take_slots(SMALL_CHUNK).unwrap();
+        let addr = only.as_ptr() as usize;
+        b.give_slots(only);
+        let (held_tx, held_rx) = std::sync::mpsc::channel();
+        let holder = std::thread::spawn(move || {
+            let _held = b.recent[class_of(SMALL_CHUNK)].lock().unwrap();
+            held_tx.send(()).unwrap();
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        });
+        held_rx.recv().unwrap();
+        let got = b.take_slots(SMALL_CHUNK).expect("the pooled array, after waiting");
+        assert_eq!(got.as_ptr() as usize, addr);
+        holder.join().unwrap();
     }
 
     /// A chunk of `cap` slots holding `n` records that share `ts`'s heap part,
