@@ -44,10 +44,11 @@ pub(crate) struct Budget {
     /// out the array freed last, whose lines are most likely still in the
     /// caches; a queue cycled through every array ever allocated, which after a
     /// burst of buffering was megabytes past this VM's last-level cache, and
-    /// each slot write then waited on memory. The stack is only ever
-    /// `try_lock`ed: a thread that finds it taken uses the lock-free queue
-    /// instead, so a preempted thread never holds up the others (there can be
-    /// many more threads than cores).
+    /// each slot write then waited on memory. The stack is `try_lock`ed: a
+    /// thread that finds it taken uses the lock-free queue instead, so a
+    /// preempted thread does not hold up the others (there can be many more
+    /// threads than cores) — except when every array is allocated, where
+    /// waiting for the stack beats dropping a span (`pop_pooled_waiting`).
     recent: [Mutex<Vec<Slots>>; SIZE_CLASSES],
     /// See `recent`.
     pools: [ArrayQueue<Slots>; SIZE_CLASSES],
