@@ -68,7 +68,13 @@ const STEADY_ROUND_RECORDS: usize = 256;
 /// and the records its last round collected.
 pub(crate) fn takes_short_nap(used: usize, round: usize, limit: usize, writing_threads: usize, cpus: usize) -> bool {
     let (short_naps_above, _) = nap_thresholds(limit, writing_threads, cpus);
-    used > short_naps_above || (writing_threads < cpus && round >= STEADY_ROUND_RECORDS)
+    used > short_naps_above || (has_spare_cpu(writing_threads, cpus) && round >= STEADY_ROUND_RECORDS)
+}
+
+/// Whether the collector has a CPU to itself: fewer threads write spans than
+/// there are CPUs.
+fn has_spare_cpu(writing_threads: usize, cpus: usize) -> bool {
+    writing_threads < cpus
 }
 
 /// The collector's nap thresholds in buffered bytes: above the first it naps at
@@ -82,7 +88,7 @@ pub(crate) fn takes_short_nap(used: usize, round: usize, limit: usize, writing_t
 /// (6–10 interleaved pairs, noisy), so there they stay 1/16 and 1/8 of the
 /// budget.
 pub(crate) fn nap_thresholds(limit: usize, writing_threads: usize, cpus: usize) -> (usize, usize) {
-    if writing_threads < cpus {
+    if has_spare_cpu(writing_threads, cpus) {
         ((limit / 16).min(SHORT_NAPS_ABOVE), (limit / 8).min(4 * SHORT_NAPS_ABOVE))
     } else {
         (limit / 16, limit / 8)
