@@ -16,6 +16,10 @@
 use std::sync::atomic::{fence, AtomicU64, Ordering};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
+/// A tick reading, its Unix time in nanoseconds, and nanoseconds per tick in
+/// 32.32 fixed point.
+pub(crate) type Anchor = (u64, u64, u64);
+
 pub(crate) struct Clock {
     seq: AtomicU64,
     base_ticks: AtomicU64,
@@ -92,8 +96,10 @@ impl Clock {
         self.seq.store(s + 2, Ordering::Release);
     }
 
+    /// The current anchor: ticks, Unix nanoseconds and rate, for
+    /// [`Clock::convert`].
     #[inline(always)]
-    fn anchor(&self) -> (u64, u64, u64) {
+    pub(crate) fn anchor(&self) -> Anchor {
         loop {
             let s1 = self.seq.load(Ordering::Acquire);
             let a = (
@@ -121,7 +127,7 @@ impl Clock {
     /// version it replaced, branching on the side of the anchor, took ~12
     /// more instructions per timestamp (callgrind).
     #[inline(always)]
-    fn convert((bt, bu, m): (u64, u64, u64), t: u64) -> u64 {
+    pub(crate) fn convert((bt, bu, m): Anchor, t: u64) -> u64 {
         let delta = t.wrapping_sub(bt) as i64;
         let scaled = ((i128::from(delta) * i128::from(m)) >> 32) as i64;
         bu.wrapping_add_signed(scaled)
@@ -137,13 +143,6 @@ impl Clock {
     #[inline]
     pub(crate) fn to_unix(&self, t: u64) -> u64 {
         Self::convert(self.anchor(), t)
-    }
-
-    /// Converts two tick readings with one anchor read.
-    #[inline(always)]
-    pub(crate) fn to_unix_pair(&self, a: u64, b: u64) -> (u64, u64) {
-        let anchor = self.anchor();
-        (Self::convert(anchor, a), Self::convert(anchor, b))
     }
 }
 
@@ -164,7 +163,7 @@ mod tests {
         let a = c.ticks();
         std::thread::sleep(Duration::from_millis(10));
         let b = c.ticks();
-        let (ua, ub) = c.to_unix_pair(a, b);
+        let (ua, ub) = (c.to_unix(a), c.to_unix(b));
         let d = ub as i128 - ua as i128;
         assert!((9_000_000..50_000_000).contains(&d), "10 ms measured as {d} ns");
     }

@@ -6,6 +6,7 @@
 //! (no heap allocation for the common span); events and links, which most spans do
 //! not have, live behind one optional box so they cost a pointer when absent.
 
+use crate::clock::{Anchor, Clock};
 use crate::context::{SpanContext, TraceState};
 use crate::ids::{SpanId, TraceFlags, TraceId};
 use crate::value::{KeyValue, Str};
@@ -143,13 +144,24 @@ pub struct SpanRecord {
     pub parent_is_remote: bool,
     /// The kind.
     pub kind: SpanKind,
+    /// Which of the two times are still clock ticks ([`RAW_START`],
+    /// [`RAW_END`]): a thread ending a span stores its tick readings, and the
+    /// collector converts them with [`SpanRecord::settle_times`] when it picks
+    /// the record up, before any exporter sees it. (In the byte of padding
+    /// before the attributes: the record does not grow.)
+    pub(crate) raw_times: u8,
     /// Attributes (last: see the type's documentation).
     pub attributes: Attributes,
 }
 
+/// [`SpanRecord::raw_times`]: the start time is a tick reading.
+pub(crate) const RAW_START: u8 = 1;
+/// [`SpanRecord::raw_times`]: the end time is a tick reading.
+pub(crate) const RAW_END: u8 = 2;
+
 impl SpanRecord {
-    /// A record for a span just started: no attributes, events or status yet,
-    /// times filled in when it ends.
+    /// A record for a span just started at tick `start_ticks`: no attributes,
+    /// events or status yet, its end filled in when it ends.
     #[inline(always)]
     #[allow(clippy::too_many_arguments)]
     pub(crate) fn started(
@@ -160,6 +172,7 @@ impl SpanRecord {
         parent_is_remote: bool,
         trace_state: TraceState,
         name: Str,
+        start_ticks: u64,
     ) -> SpanRecord {
         SpanRecord {
             trace_id,
@@ -170,8 +183,9 @@ impl SpanRecord {
             kind: SpanKind::Internal,
             trace_state,
             name,
-            start_unix_nanos: 0,
+            start_unix_nanos: start_ticks,
             end_unix_nanos: 0,
+            raw_times: RAW_START,
             attributes: Attributes::new(),
             dropped_attributes_count: 0,
             status: Status::Unset,
@@ -228,6 +242,21 @@ impl SpanRecord {
         }
     }
 
+    /// Converts the times still in clock ticks to Unix nanoseconds. The
+    /// collector calls this for every record it picks up: keeping the 128-bit
+    /// multiplies and the anchor's sequence-lock read off the thread that ended
+    /// the span took ~25 instructions from each span (callgrind).
+    #[inline]
+    pub(crate) fn settle_times(&mut self, anchor: Anchor) {
+        if self.raw_times & RAW_START != 0 {
+            self.start_unix_nanos = Clock::convert(anchor, self.start_unix_nanos);
+        }
+        if self.raw_times & RAW_END != 0 {
+            self.end_unix_nanos = Clock::convert(anchor, self.end_unix_nanos);
+        }
+        self.raw_times = 0;
+    }
+
     /// This span's context (as a child would see its parent).
     pub fn context(&self) -> SpanContext {
         SpanContext::new(self.trace_id, self.span_id, self.flags, false, self.trace_state.clone())
@@ -268,6 +297,7 @@ mod tests {
                 true,
                 TraceState::EMPTY,
                 Str::Owned(format!("span {n}")),
+                0,
             );
             rec.start_unix_nanos = 1;
             rec.end_unix_nanos = 2;
@@ -286,6 +316,35 @@ mod tests {
             };
             assert_eq!(copy, expected, "{n} attributes");
         }
+    }
+
+    #[test]
+    fn settling_converts_only_the_times_still_in_ticks() {
+        // 2 ns per tick from tick 100 at Unix time 1 000 000.
+        let anchor = (100, 1_000_000, 2u64 << 32);
+        let started = |start_ticks| {
+            SpanRecord::started(
+                TraceId::from_u128(1),
+                SpanId::from_u64(1),
+                SpanId::INVALID,
+                TraceFlags::SAMPLED,
+                false,
+                TraceState::EMPTY,
+                Str::Borrowed("s"),
+                start_ticks,
+            )
+        };
+        let mut both = started(150);
+        both.end_unix_nanos = 400;
+        both.raw_times |= RAW_END;
+        both.settle_times(anchor);
+        assert_eq!((both.start_unix_nanos, both.end_unix_nanos, both.raw_times), (1_000_100, 1_000_600, 0));
+        both.settle_times(anchor);
+        assert_eq!((both.start_unix_nanos, both.end_unix_nanos), (1_000_100, 1_000_600), "settled once only");
+        let mut given_end = started(150);
+        given_end.end_unix_nanos = 7;
+        given_end.settle_times(anchor);
+        assert_eq!((given_end.start_unix_nanos, given_end.end_unix_nanos), (1_000_100, 7));
     }
 
     #[test]

@@ -4,8 +4,9 @@
 //! name and up to four attributes). Starting a child of the current local parent
 //! with the default parent-based sampler reads the thread-local parent, draws a
 //! span ID from a thread-local generator and reads the TSC: no lock, no atomic
-//! read-modify-write, no shared write. Ending converts the TSC readings to Unix
-//! time and moves the record into the thread's chunk with one published store.
+//! read-modify-write, no shared write. Ending reads the TSC again and moves the
+//! record into the thread's chunk with one published store; the collector
+//! turns both readings into Unix time.
 
 use std::marker::PhantomData;
 use std::mem::{size_of, ManuallyDrop, MaybeUninit};
@@ -14,7 +15,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use crate::context::{SpanContext, TraceState};
 use crate::ids::{SpanId, TraceFlags, TraceId};
 use crate::local::{self, LocalState, ParentCtx};
-use crate::record::{Attributes, Event, Link, SpanExtras, SpanKind, SpanRecord, Status};
+use crate::record::{Attributes, Event, Link, SpanExtras, SpanKind, SpanRecord, Status, RAW_END, RAW_START};
 use crate::sampler::threshold::Threshold;
 use crate::sampler::{DropReason, SamplingDecision, SamplingParams};
 use crate::tracer::{self, TracerShared};
@@ -62,8 +63,6 @@ const _: () = assert!(!std::mem::needs_drop::<Inner>());
 
 struct Recording {
     tracer: &'static TracerShared,
-    start: u64,
-    explicit_start: bool,
     /// Whether anything owned was added (owned strings, arrays, spilled
     /// attributes, events, links): only then is the record's heap measured and
     /// its destructor run. Static names and scalar attributes keep it false.
@@ -428,12 +427,11 @@ impl Span {
                 if l.has_pending() {
                     r.absorb_pending(l);
                 }
-                let clock = &tracer.clock;
-                let (start, now) = clock.to_unix_pair(r.start, clock.ticks());
+                // A tick reading, like the start's: the collector converts
+                // both to Unix time when it picks the record up.
+                let now = tracer.clock.ticks();
                 r.rec.end_unix_nanos = end.unwrap_or(now);
-                if !r.explicit_start {
-                    r.rec.start_unix_nanos = start;
-                }
+                r.rec.raw_times |= if end.is_none() { RAW_END } else { 0 };
                 let heap = if r.owns_heap { heap_bytes(&r.rec) } else { 0 };
                 // Records owning nothing (static strings, inline attributes) need
                 // no destructor: the chunk then frees them without visiting each.
@@ -792,7 +790,6 @@ impl Start {
         Span {
             inner: Inner::Recording(Recording {
                 tracer: self.tracer,
-                explicit_start: false,
                 owns_heap: matches!(name, Str::Owned(_)),
                 rec: ManuallyDrop::new(SpanRecord::started(
                     self.trace_id,
@@ -802,8 +799,8 @@ impl Start {
                     false,
                     self.trace_state,
                     name,
+                    self.tracer.clock.ticks(),
                 )),
-                start: self.tracer.clock.ticks(),
             }),
         }
     }
@@ -877,7 +874,7 @@ impl Recording {
         }
         if let Some(t) = o.start_time {
             self.rec.start_unix_nanos = t;
-            self.explicit_start = true;
+            self.rec.raw_times &= !RAW_START;
         }
     }
 }
@@ -1009,8 +1006,6 @@ fn start_sampled(l: &LocalState, parent: Parent, name: Str, opts: Options) -> Sp
             w.counters().started.add(1);
             let mut r = Recording {
                 tracer,
-                start: tracer.clock.ticks(),
-                explicit_start: false,
                 owns_heap: matches!(name, Str::Owned(_)),
                 rec: ManuallyDrop::new(SpanRecord::started(
                     trace_id,
@@ -1020,6 +1015,7 @@ fn start_sampled(l: &LocalState, parent: Parent, name: Str, opts: Options) -> Sp
                     parent_ctx.as_ref().is_some_and(|c| c.is_remote()),
                     base_state.with_threshold(th.filter(|t| *t != Threshold::NEVER)),
                     name,
+                    tracer.clock.ticks(),
                 )),
             };
             r.apply(opts);

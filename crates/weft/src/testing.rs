@@ -18,6 +18,7 @@ pub(crate) fn record(name: &'static str) -> SpanRecord {
         name: name.into(),
         start_unix_nanos: 1,
         end_unix_nanos: 2,
+        raw_times: 0,
         attributes: Attributes::new(),
         dropped_attributes_count: 0,
         status: Status::Unset,

@@ -199,6 +199,9 @@ fn span_times_reach_the_exporter_as_unix_nanoseconds_on_every_path() {
     .unwrap();
     let given = SystemTime::UNIX_EPOCH + Duration::from_nanos(1_600_000_000_123_456_789);
     weft::Span::builder("explicit").start_time(given).start().end_at(given + Duration::from_millis(5));
+    // One time given, the other read from the clock.
+    drop(weft::Span::builder("given start").start_time(given).start());
+    weft::Span::root("given end").end_at(given);
     let stats = tracer.shutdown(Duration::from_secs(5)).unwrap();
     let after = now();
     assert!(stats.is_balanced(), "{stats:?}");
@@ -214,6 +217,14 @@ fn span_times_reach_the_exporter_as_unix_nanoseconds_on_every_path() {
     }
     let e = spans.iter().find(|s| s.name == "explicit").unwrap();
     assert_eq!((e.start_unix_nanos, e.end_unix_nanos), (1_600_000_000_123_456_789, 1_600_000_000_128_456_789));
+    let g = spans.iter().find(|s| s.name == "given start").unwrap();
+    assert_eq!(g.start_unix_nanos, 1_600_000_000_123_456_789);
+    // (Within the test's whole window: the tick conversion and the system
+    // clock may disagree by a microsecond or so, more than narrower bounds.)
+    assert!((before..=after).contains(&g.end_unix_nanos), "{} outside {before} .. {after}", g.end_unix_nanos);
+    let g = spans.iter().find(|s| s.name == "given end").unwrap();
+    assert!((before..=after).contains(&g.start_unix_nanos), "{} outside {before} .. {after}", g.start_unix_nanos);
+    assert_eq!(g.end_unix_nanos, 1_600_000_000_123_456_789);
 }
 
 #[test]

@@ -16,6 +16,7 @@ use std::sync::atomic::{AtomicBool, AtomicPtr, AtomicUsize, Ordering};
 use std::sync::Arc;
 
 use super::budget::Budget;
+use crate::clock::Clock;
 use crate::record::SpanRecord;
 
 /// Bytes one slot costs.
@@ -164,6 +165,22 @@ impl Chunk {
         let p = self.next.swap(ptr::null_mut(), Ordering::Acquire);
         // SAFETY: a non-null `next` came from `Arc::into_raw` and is taken only once.
         (!p.is_null()).then(|| unsafe { Arc::from_raw(p) })
+    }
+
+    /// Converts the tick readings of records `start..end` to Unix time (see
+    /// [`SpanRecord::settle_times`]), with one anchor for all of them.
+    ///
+    /// # Safety
+    /// Reader only, before any range over these records exists: `end` must not
+    /// exceed a value `published()` returned (so the writer is done with them)
+    /// and no reference to them may be alive.
+    pub(crate) unsafe fn settle_times(&self, start: usize, end: usize, clock: &Clock) {
+        let anchor = clock.anchor();
+        for slot in &self.slots[start..end] {
+            // SAFETY: published, so initialised and never written by the owner
+            // again; by the caller's promise nothing else refers to it.
+            unsafe { (*slot.get()).assume_init_mut().settle_times(anchor) };
+        }
     }
 
     /// Records `start..end`.
