@@ -438,7 +438,8 @@ impl Span {
                 let needs_drop = r.owns_heap || r.rec.trace_state.owns_shared();
                 match l.writer(tracer) {
                     Some(w) => {
-                        w.counters().ended.add(1);
+                        // Counted as ended by `commit` (recorded) or
+                        // `reserve` (dropped for memory).
                         match w.reserve() {
                             Some(slot) => {
                                 // SAFETY: the record is copied into the reserved slot

@@ -277,13 +277,16 @@ pub(crate) struct RetiredCounters {
 impl RetiredCounters {
     pub(crate) fn add(&mut self, c: &ThreadCounters) {
         self.started += c.started.get();
-        self.ended += c.ended.get();
         self.sampled_out_spans += c.sampled_out_spans.get();
         for (a, b) in self.sampled_out_traces.iter_mut().zip(&c.sampled_out_traces) {
             *a += b.get();
         }
-        self.recorded += c.recorded.get();
-        self.dropped_memory += c.dropped_memory.get();
+        // Each read once, so that `ended` is exactly their sum however the
+        // thread moves on meanwhile.
+        let (recorded, dropped_memory) = (c.recorded.get(), c.dropped_memory.get());
+        self.ended += recorded + dropped_memory;
+        self.recorded += recorded;
+        self.dropped_memory += dropped_memory;
     }
 }
 

@@ -71,10 +71,10 @@ impl OwnedCounter {
 /// Per-thread counters, summed by `stats()`.
 #[derive(Debug, Default)]
 pub(crate) struct ThreadCounters {
-    /// Recording spans started.
+    /// Recording spans started. (Those ended are not counted apart: every one
+    /// is either recorded or dropped for memory, so the sum of those two is
+    /// the count, and ending a span writes one counter fewer.)
     pub started: OwnedCounter,
-    /// Recording spans ended.
-    pub ended: OwnedCounter,
     /// Spans not recorded because their trace was sampled out, counted once when
     /// they start: [`crate::Stats`] adds them to started, ended and sampled out.
     /// Counting their end as well would cost every unsampled span a second
