@@ -113,7 +113,9 @@ pub struct SpanExtras {
 
 /// A finished span.
 ///
-/// `repr(C)` with the attributes last, so the bytes in use are a prefix of the
+/// `repr(C)`: the times and the flag saying whether they are still clock
+/// ticks share the record's first cache line (when it starts on a line), and
+/// the attributes come last, so the bytes in use are a prefix of the
 /// struct (see [`SpanRecord::copy_used_to`]).
 #[derive(Clone, Debug, PartialEq)]
 #[repr(C)]
@@ -128,6 +130,21 @@ pub struct SpanRecord {
     pub start_unix_nanos: u64,
     /// End, Unix nanoseconds.
     pub end_unix_nanos: u64,
+    /// Which of the two times are still clock ticks ([`RAW_START`],
+    /// [`RAW_END`]): a thread ending a span stores its tick readings, and the
+    /// collector converts them with [`SpanRecord::settle_times`] when it picks
+    /// the record up, before any exporter sees it. Next to the times, so that
+    /// the collector touches one cache line of the record to convert them; in
+    /// what was a byte of padding, so the record does not grow.
+    pub(crate) raw_times: u8,
+    /// W3C flags (sampled, random).
+    pub flags: TraceFlags,
+    /// Whether the parent came from another process.
+    pub parent_is_remote: bool,
+    /// The kind.
+    pub kind: SpanKind,
+    /// Attributes dropped by the count limit.
+    pub dropped_attributes_count: u32,
     /// The trace state, carrying the sampling threshold the trace was kept with.
     pub trace_state: TraceState,
     /// The span name.
@@ -136,20 +153,6 @@ pub struct SpanRecord {
     pub status: Status,
     /// Events and links, if any.
     pub extras: Option<Box<SpanExtras>>,
-    /// Attributes dropped by the count limit.
-    pub dropped_attributes_count: u32,
-    /// W3C flags (sampled, random).
-    pub flags: TraceFlags,
-    /// Whether the parent came from another process.
-    pub parent_is_remote: bool,
-    /// The kind.
-    pub kind: SpanKind,
-    /// Which of the two times are still clock ticks ([`RAW_START`],
-    /// [`RAW_END`]): a thread ending a span stores its tick readings, and the
-    /// collector converts them with [`SpanRecord::settle_times`] when it picks
-    /// the record up, before any exporter sees it. (In the byte of padding
-    /// before the attributes: the record does not grow.)
-    pub(crate) raw_times: u8,
     /// Attributes (last: see the type's documentation).
     pub attributes: Attributes,
 }
