@@ -1214,26 +1214,38 @@ impl Drop for EnteredSpan {
 }
 
 impl EnteredSpan {
+    /// Puts back the whole previous parent if the guard holds one
+    /// ([`Restore::Parent`]; [`Restore::Nothing`] has nothing to put back).
+    #[cold]
+    #[inline(never)]
+    fn restore_parent(&mut self, l: &LocalState) {
+        if self.restore == Restore::Parent {
+            // SAFETY: initialised with `Restore::Parent` (see `enter_in`) and
+            // moved out once: only the guard's drop comes here.
+            let prev = unsafe { self.prev_parent.assume_init_read() };
+            l.replace_current(Some(prev));
+        }
+    }
+
     /// Restores the previous parent and ends the span, whatever they are.
     #[inline(never)]
     fn drop_general(&mut self) {
         // One thread-local access for both: restore the parent, then end the span.
         let l = local::get();
-        match self.restore {
-            Restore::Nothing => {}
-            // Assigned in place: swapping whole contexts through the stack
-            // cost more than the rest of an unsampled span's end.
-            Restore::Clear => l.clear_current(),
-            Restore::Parent => {
-                // SAFETY: initialised with `Restore::Parent` (see `enter_in`)
-                // and moved out once: only the guard's drop comes here.
-                let prev = unsafe { self.prev_parent.assume_init_read() };
-                l.replace_current(Some(prev));
-            }
+        // Two tests and a cold call, not a `match`: over four variants LLVM
+        // builds a jump table, whose indirect jump cost more than its five
+        // instructions (see the unsampled guard's drop above).
+        if self.restore == Restore::SpanId {
             // Only while this span is still the current parent: guards
             // dropped out of order must not graft this ID onto another
             // span's context.
-            Restore::SpanId => l.restore_current_span_id(self.span.span_id(), self.prev_span_id),
+            l.restore_current_span_id(self.span.span_id(), self.prev_span_id);
+        } else if self.restore == Restore::Clear {
+            // Assigned in place: swapping whole contexts through the stack
+            // cost more than the rest of an unsampled span's end.
+            l.clear_current();
+        } else {
+            self.restore_parent(l);
         }
         // SAFETY: called only from the guard's drop, which never touches its
         // span again.
