@@ -4,8 +4,8 @@
 //! tick is one `rdtsc` (~10 ns in a VM, the cheapest clock there is); elsewhere it
 //! is a nanosecond of `std::time::Instant`. Ticks become Unix time with one
 //! 128-bit multiply against an anchor — measured ~2× cheaper than the float
-//! conversion `fastant::Instant::as_unix_nanos` does, which was a third of the
-//! cost of ending a span.
+//! conversion `fastant::Instant::as_unix_nanos` does — when an exporter first
+//! reads a batch (see `SpanBatch`), not on the thread that ended the span.
 //!
 //! The rate is measured against the monotonic clock over an ever longer baseline:
 //! the collector calls [`Clock::recalibrate`] about once a second, which moves the

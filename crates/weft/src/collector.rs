@@ -202,7 +202,7 @@ impl Collector {
             // Read liveness before polling: if the thread was gone already, this
             // poll sees all it ever wrote.
             let dead = !self.cursors[i].buffer.is_alive();
-            let got = self.cursors[i].poll(&mut self.pending, &self.tracer.clock);
+            let got = self.cursors[i].poll(&mut self.pending);
             n += got;
             if dead {
                 // Order-preserving removal from both lists keeps the invariant the
@@ -218,12 +218,8 @@ impl Collector {
             }
             i += 1;
         }
-        let mut orphans = std::mem::take(&mut *self.tracer.orphans.lock().unwrap_or_else(|e| e.into_inner()));
+        let orphans = std::mem::take(&mut *self.tracer.orphans.lock().unwrap_or_else(|e| e.into_inner()));
         if !orphans.is_empty() {
-            let anchor = self.tracer.clock.anchor();
-            for r in &mut orphans {
-                r.settle_times(anchor);
-            }
             let len = orphans.len();
             let chunk = Chunk::from_records(orphans, len * SLOT_BYTES, &self.tracer.budget);
             // SAFETY: a chunk built from records is fully published.
@@ -275,7 +271,7 @@ impl Collector {
             ranges.push(r);
         }
         self.pending_len -= n;
-        SpanBatch::new(ranges, self.tracer.resource.clone())
+        SpanBatch::new(ranges, self.tracer.resource.clone(), self.tracer.clock.anchor())
     }
 
     fn export(&mut self, batch: SpanBatch) {

@@ -17,23 +17,49 @@
 
 use std::io::Write;
 use std::sync::atomic::Ordering;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, Once};
 
 use crate::buffer::chunk::ChunkRange;
+use crate::clock::Anchor;
 use crate::record::SpanRecord;
 use crate::resource::Resource;
 
 /// Finished spans handed to an exporter, with the resource they belong to.
+///
+/// The records' times are written as clock ticks by the threads that ended
+/// them; the batch converts them to Unix nanoseconds the first time its spans
+/// are read ([`SpanBatch::iter`], [`SpanBatch::slices`]), with the clock's
+/// anchor taken when the batch was cut. Neither the span's thread nor the
+/// collector pays for it: the conversion happens where an exporter reads each
+/// record anyway. (Done by the collector for every record it picked up, it
+/// added a cross-core read and write of every record's first line: nested
+/// spans on 2 threads of 2 cores 16 % slower, measured.)
 pub struct SpanBatch {
     ranges: Vec<ChunkRange>,
     len: usize,
     resource: Arc<Resource>,
+    anchor: Anchor,
+    settled: Once,
 }
 
 impl SpanBatch {
-    pub(crate) fn new(ranges: Vec<ChunkRange>, resource: Arc<Resource>) -> Self {
+    /// A batch of `ranges`, whose tick readings convert with `anchor`. The
+    /// ranges must be the only ones over their records (the collector's cut).
+    pub(crate) fn new(ranges: Vec<ChunkRange>, resource: Arc<Resource>, anchor: Anchor) -> Self {
         let len = ranges.iter().map(ChunkRange::len).sum();
-        SpanBatch { ranges, len, resource }
+        SpanBatch { ranges, len, resource, anchor, settled: Once::new() }
+    }
+
+    /// Converts every record's times, once, before any is read.
+    fn settle(&self) {
+        self.settled.call_once(|| {
+            for r in &self.ranges {
+                // SAFETY: the batch holds the only ranges over its records
+                // (`new`), and no reference into them exists before this
+                // `Once` completes: every accessor calls `settle` first.
+                unsafe { r.settle_times(self.anchor) };
+            }
+        });
     }
     /// Number of spans.
     pub fn len(&self) -> usize {
@@ -45,10 +71,12 @@ impl SpanBatch {
     }
     /// The spans, in the order each thread ended them.
     pub fn iter(&self) -> impl Iterator<Item = &SpanRecord> + '_ {
+        self.settle();
         self.ranges.iter().flat_map(|r| r.records())
     }
     /// The spans as contiguous slices (for encoders that work slice by slice).
     pub fn slices(&self) -> impl Iterator<Item = &[SpanRecord]> + '_ {
+        self.settle();
         self.ranges.iter().map(|r| r.records())
     }
     /// The resource of the process that produced them.

@@ -131,11 +131,11 @@ pub struct SpanRecord {
     /// End, Unix nanoseconds.
     pub end_unix_nanos: u64,
     /// Which of the two times are still clock ticks ([`RAW_START`],
-    /// [`RAW_END`]): a thread ending a span stores its tick readings, and the
-    /// collector converts them with [`SpanRecord::settle_times`] when it picks
-    /// the record up, before any exporter sees it. Next to the times, so that
-    /// the collector touches one cache line of the record to convert them; in
-    /// what was a byte of padding, so the record does not grow.
+    /// [`RAW_END`]): a thread ending a span stores its tick readings, and its
+    /// batch converts them with [`SpanRecord::settle_times`] before an exporter
+    /// reads any record (see `SpanBatch`). Next to the times, so that the
+    /// conversion touches one cache line of the record; in what was a byte of
+    /// padding, so the record does not grow.
     pub(crate) raw_times: u8,
     /// W3C flags (sampled, random).
     pub flags: TraceFlags,
@@ -245,10 +245,11 @@ impl SpanRecord {
         }
     }
 
-    /// Converts the times still in clock ticks to Unix nanoseconds. The
-    /// collector calls this for every record it picks up: keeping the 128-bit
-    /// multiplies and the anchor's sequence-lock read off the thread that ended
-    /// the span took ~25 instructions from each span (callgrind).
+    /// Converts the times still in clock ticks to Unix nanoseconds. A batch
+    /// calls this for each of its records before an exporter reads them:
+    /// keeping the 128-bit multiplies and the anchor's sequence-lock read off
+    /// the thread that ended the span took ~25 instructions from each span
+    /// (callgrind).
     #[inline]
     pub(crate) fn settle_times(&mut self, anchor: Anchor) {
         if self.raw_times & RAW_START != 0 {

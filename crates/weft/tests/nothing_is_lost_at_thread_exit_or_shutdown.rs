@@ -228,6 +228,57 @@ fn span_times_reach_the_exporter_as_unix_nanoseconds_on_every_path() {
 }
 
 #[test]
+fn a_batch_read_from_several_threads_at_once_shows_each_of_them_unix_times() {
+    // A batch converts its records' clock ticks the first time it is read;
+    // readers racing for that first read must all see converted times, never
+    // ticks or a record half converted.
+    use std::sync::{Arc, Mutex};
+    use std::time::{SystemTime, UNIX_EPOCH};
+    let now = || SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_nanos() as u64;
+    #[derive(Clone, Default)]
+    struct Racing(Arc<Mutex<Vec<(u64, u64)>>>);
+    impl weft::SpanExporter for Racing {
+        fn export(&mut self, batch: weft::SpanBatch) -> weft::ExportResult {
+            let seen = std::thread::scope(|s| {
+                let readers: Vec<_> = (0..4)
+                    .map(|i| {
+                        let batch = &batch;
+                        s.spawn(move || {
+                            let times: Vec<(u64, u64)> = if i % 2 == 0 {
+                                batch.iter().map(|r| (r.start_unix_nanos, r.end_unix_nanos)).collect()
+                            } else {
+                                batch.slices().flatten().map(|r| (r.start_unix_nanos, r.end_unix_nanos)).collect()
+                            };
+                            times
+                        })
+                    })
+                    .collect();
+                readers.into_iter().map(|r| r.join().unwrap()).collect::<Vec<_>>()
+            });
+            for other in &seen[1..] {
+                assert_eq!(other, &seen[0], "every reader sees the same times");
+            }
+            self.0.lock().unwrap().extend(seen[0].iter().copied());
+            Ok(())
+        }
+    }
+    let exporter = Racing::default();
+    let tracer = quiet().exporter(exporter.clone()).install().unwrap();
+    let before = now();
+    for _ in 0..5_000 {
+        let _root = weft::Span::enter("root");
+        drop(weft::Span::child("leaf"));
+    }
+    let stats = tracer.shutdown(Duration::from_secs(10)).unwrap();
+    let after = now();
+    let times = exporter.0.lock().unwrap();
+    assert_eq!(times.len(), 10_000, "{stats:?}");
+    for &(start, end) in times.iter() {
+        assert!(before <= start && start <= end && end <= after, "{start} .. {end} outside {before} .. {after}");
+    }
+}
+
+#[test]
 fn spans_begun_in_thread_local_destructors_are_recorded_or_never_start() {
     // weft frees its thread state at thread exit, in a destructor registered
     // when the thread first records. Destructors of other thread-locals run in

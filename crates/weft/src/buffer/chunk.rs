@@ -16,7 +16,7 @@ use std::sync::atomic::{AtomicBool, AtomicPtr, AtomicUsize, Ordering};
 use std::sync::Arc;
 
 use super::budget::Budget;
-use crate::clock::Clock;
+use crate::clock::Anchor;
 use crate::record::SpanRecord;
 
 /// Bytes one slot costs.
@@ -168,14 +168,13 @@ impl Chunk {
     }
 
     /// Converts the tick readings of records `start..end` to Unix time (see
-    /// [`SpanRecord::settle_times`]), with one anchor for all of them.
+    /// [`SpanRecord::settle_times`]).
     ///
     /// # Safety
-    /// Reader only, before any range over these records exists: `end` must not
-    /// exceed a value `published()` returned (so the writer is done with them)
-    /// and no reference to them may be alive.
-    pub(crate) unsafe fn settle_times(&self, start: usize, end: usize, clock: &Clock) {
-        let anchor = clock.anchor();
+    /// `end` must not exceed a value `published()` returned (so the writer is
+    /// done with them), and nothing else may read or write these records
+    /// meanwhile: the caller owns them exclusively (see `SpanBatch`).
+    unsafe fn settle_times(&self, start: usize, end: usize, anchor: Anchor) {
         for slot in &self.slots[start..end] {
             // SAFETY: published, so initialised and never written by the owner
             // again; by the caller's promise nothing else refers to it.
@@ -253,6 +252,17 @@ impl ChunkRange {
         // SAFETY: guaranteed by `new`'s contract.
         unsafe { self.chunk.records(self.start as usize, self.end as usize) }
     }
+    /// Converts the range's tick readings to Unix time.
+    ///
+    /// # Safety
+    /// No reference to these records may exist, and none may be taken, until
+    /// this returns: the caller holds the only range over them.
+    pub(crate) unsafe fn settle_times(&self, anchor: Anchor) {
+        // SAFETY: `end` is within the published length (`new`'s contract);
+        // exclusivity by the caller's promise.
+        unsafe { self.chunk.settle_times(self.start as usize, self.end as usize, anchor) }
+    }
+
     /// Splits off the first `n` records into their own range.
     pub(crate) fn split_front(&mut self, n: usize) -> ChunkRange {
         let mid = self.start + n as u32;

@@ -5,7 +5,6 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 use super::chunk::{Chunk, ChunkRange, SMALL_CHUNK};
-use crate::clock::Clock;
 use crate::record::SpanRecord;
 use crate::sampler::DropReason;
 use crate::tracer::TracerShared;
@@ -265,9 +264,8 @@ impl ThreadCursor {
         ThreadCursor { buffer, chunk: None, taken: 0, collected: 0 }
     }
 
-    /// Appends every newly published record as ranges to `out`, its times
-    /// converted to Unix time with `clock`; returns how many.
-    pub(crate) fn poll(&mut self, out: &mut impl Extend<ChunkRange>, clock: &Clock) -> usize {
+    /// Appends every newly published record as ranges to `out`; returns how many.
+    pub(crate) fn poll(&mut self, out: &mut impl Extend<ChunkRange>) -> usize {
         if self.chunk.is_none() {
             self.chunk = self.buffer.first.lock().ok().and_then(|mut f| f.take());
             self.taken = 0;
@@ -277,10 +275,7 @@ impl ThreadCursor {
             let sealed = chunk.is_sealed();
             let len = chunk.published();
             if len > self.taken {
-                // SAFETY: `len` was just returned by `published()`, and these
-                // records were never handed out before (`taken` moves past them).
-                unsafe { chunk.settle_times(self.taken, len, clock) };
-                // SAFETY: as above.
+                // SAFETY: `len` was just returned by `published()`.
                 out.extend(Some(unsafe { ChunkRange::new(chunk.clone(), self.taken, len) }));
                 n += len - self.taken;
                 self.taken = len;
@@ -326,7 +321,6 @@ mod tests {
             alive: AtomicBool::new(true),
         });
         let mut cursor = ThreadCursor::new(buffer);
-        let clock = crate::clock::Clock::new();
         let mut len = 0;
         for i in 0..(2 * SMALL_CHUNK as u64 + 7) {
             if len == cur_chunk.capacity() {
@@ -338,10 +332,10 @@ mod tests {
             unsafe { cur_chunk.write(len, rec(i)) };
             len += 1;
             if i % 37 == 0 {
-                cursor.poll(&mut ranges, &clock);
+                cursor.poll(&mut ranges);
             }
         }
-        cursor.poll(&mut ranges, &clock);
+        cursor.poll(&mut ranges);
         for r in &ranges {
             got.extend(r.records().iter().map(|r| r.span_id.to_u64()));
         }
@@ -390,12 +384,11 @@ mod tests {
             writer_buffer.alive.store(false, Ordering::Release);
         });
         let mut cursor = ThreadCursor::new(buffer);
-        let clock = crate::clock::Clock::new();
         let mut next_expected = 1u64;
         loop {
             let dead = !cursor.buffer.is_alive();
             let mut ranges: Vec<ChunkRange> = Vec::new();
-            cursor.poll(&mut ranges, &clock);
+            cursor.poll(&mut ranges);
             for r in &ranges {
                 for s in r.records() {
                     assert_eq!(s.span_id.to_u64(), next_expected, "records arrive once and in order");
