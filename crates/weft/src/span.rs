@@ -591,7 +591,7 @@ fn heap_bytes(rec: &SpanRecord) -> usize {
         n += s.capacity();
     }
     if rec.attributes.spilled() {
-        n += rec.attributes.heap_capacity() * size_of::<KeyValue>();
+        n += size_of::<Vec<KeyValue>>() + rec.attributes.heap_capacity() * size_of::<KeyValue>();
     }
     for kv in &rec.attributes {
         n += kv.heap_bytes();
