@@ -20,17 +20,19 @@ const MAX_MEMBERS: usize = 32;
 pub struct TraceState {
     /// `ot=th:` — the rejection threshold the trace was sampled with; `NONE` if absent.
     th: u64,
-    /// `ot=rv:` — explicit randomness to use instead of the trace ID's; `NONE` if absent.
-    rv: u64,
-    /// Everything else, rare enough to live behind one pointer (keeps the record small).
+    /// Everything else, `ot=rv:` included, rare enough to live behind one
+    /// pointer: 16 bytes in every record, parent context and unsampled span,
+    /// each of which writes it when it starts.
     foreign: Option<Arc<Foreign>>,
 }
 
-/// Marks an absent `th` or `rv` (both are at most 2^56).
+/// Marks an absent `th` (at most 2^56).
 const NONE: u64 = u64::MAX;
 
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 struct Foreign {
+    /// `ot=rv:` — explicit randomness to use instead of the trace ID's.
+    rv: Option<u64>,
     /// Other `ot` sub-keys, kept verbatim (`key:value;key:value`).
     ot_rest: Option<Box<str>>,
     /// Every non-`ot` member, verbatim and in order (`k=v,k2=v2`).
@@ -45,7 +47,7 @@ impl Default for TraceState {
 
 impl TraceState {
     /// An empty trace state.
-    pub const EMPTY: TraceState = TraceState { th: NONE, rv: NONE, foreign: None };
+    pub const EMPTY: TraceState = TraceState { th: NONE, foreign: None };
 
     /// The sampling threshold recorded in `ot=th:`, if any.
     #[inline]
@@ -61,11 +63,11 @@ impl TraceState {
     /// The explicit randomness from `ot=rv:`, if any.
     #[inline]
     pub fn explicit_randomness(&self) -> Option<u64> {
-        (self.rv != NONE).then_some(self.rv)
+        self.foreign.as_ref().and_then(|f| f.rv)
     }
     /// Whether there is nothing to write.
     pub fn is_empty(&self) -> bool {
-        self.th == NONE && self.rv == NONE && self.foreign.is_none()
+        self.th == NONE && self.foreign.is_none()
     }
 
     /// Whether this value holds shared heap data (foreign members).
@@ -126,7 +128,7 @@ impl TraceState {
                     }
                     match sub.split_once(':') {
                         Some(("th", v)) => ts.th = Threshold::parse_th(v)?.raw(),
-                        Some(("rv", v)) => ts.rv = parse_rv(v)?,
+                        Some(("rv", v)) => foreign.rv = Some(parse_rv(v)?),
                         Some(_) => {
                             if !rest.is_empty() {
                                 rest.push(';');
@@ -312,9 +314,9 @@ mod tests {
         fn header_round_trips(th in proptest::option::of(0u64..(1u64 << 56)), rv in proptest::option::of(0u64..(1u64 << 56)),
                               others in proptest::collection::vec(("[a-z][a-z0-9]{0,6}", "[a-zA-Z0-9]{1,8}"), 0..4)) {
             let mut ts = TraceState::default().with_threshold(th.and_then(Threshold::from_raw));
-            ts.rv = rv.unwrap_or(NONE);
             let o: Vec<String> = others.iter().filter(|(k, _)| k != "ot").map(|(k, v)| format!("{k}={v}")).collect();
-            if !o.is_empty() { ts.foreign = Some(Arc::new(Foreign { ot_rest: None, others: Some(o.join(",").into()) })); }
+            let f = Foreign { rv, ot_rest: None, others: (!o.is_empty()).then(|| o.join(",").into()) };
+            if f != Foreign::default() { ts.foreign = Some(Arc::new(f)); }
             let parsed = TraceState::parse(&ts.header_value()).unwrap();
             prop_assert_eq!(parsed, ts);
         }
