@@ -113,22 +113,20 @@ impl Chunk {
         self.len.store(i + 1, Ordering::Release);
     }
 
-    /// The raw slot `i`, for the owner to write in place.
-    ///
-    /// # Safety
-    /// `i` must be below the capacity and not yet published.
+    /// The first slot, for the owner to write slots in place: slot `i` is
+    /// `i` records further, and may be written while `i` is below the
+    /// capacity and not yet published.
     #[inline(always)]
-    pub(crate) unsafe fn slot(&self, i: usize) -> *mut SpanRecord {
-        (*self.slots.get_unchecked(i).get()).as_mut_ptr()
+    pub(crate) fn slots_ptr(&self) -> *mut SpanRecord {
+        // `UnsafeCell<MaybeUninit<T>>` has the layout of `T`.
+        UnsafeCell::raw_get(self.slots.as_ptr()) as *mut SpanRecord
     }
 
-    /// Publishes `len` records.
-    ///
-    /// # Safety
-    /// Owner only; slots below `len` must be fully written.
+    /// The published length, for the owner to publish `len` records with a
+    /// `Release` store once the slots below `len` are fully written.
     #[inline(always)]
-    pub(crate) unsafe fn publish(&self, len: usize) {
-        self.len.store(len, Ordering::Release);
+    pub(crate) fn published_cell(&self) -> *const AtomicUsize {
+        &self.len
     }
 
     /// Notes that a record about to be published owns heap data. Owner only.
