@@ -37,15 +37,6 @@ pub(crate) struct ParentCtx {
     pub reason: u8,
 }
 
-impl ParentCtx {
-    /// Whether children of this parent are unsampled without asking the sampler:
-    /// the trace is not sampled and the tracer follows local parents.
-    #[inline(always)]
-    pub(crate) fn follows_unsampled(&self) -> bool {
-        !self.flags.is_sampled() && self.tracer.follows_local
-    }
-}
-
 /// A thread's state. Its owned fields are `ManuallyDrop` so that it has no
 /// destructor (see the module doc); [`LocalState::tear_down`] frees them.
 pub(crate) struct LocalState {
