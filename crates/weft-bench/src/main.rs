@@ -197,14 +197,22 @@ fn main() -> Result<()> {
             if !json {
                 println!("{}", measure::Row::header());
             }
-            for &t in &threads {
-                let mut runs: Vec<Vec<measure::Row>> = peers.iter().map(|_| Vec::new()).collect();
-                for _ in 0..repeat {
+            // Each repeat runs every thread count, each of them every peer in
+            // turn: the VM's speed drifts over minutes, and a target such as
+            // "4 threads at most 0.6x the wall time of 1" compares thread
+            // counts, so their runs are spread over the same minutes rather
+            // than one count's runs all before the next's.
+            let mut runs: Vec<Vec<Vec<measure::Row>>> =
+                threads.iter().map(|_| peers.iter().map(|_| Vec::new()).collect()).collect();
+            for _ in 0..repeat {
+                for (ti, &t) in threads.iter().enumerate() {
                     for (i, &peer) in peers.iter().enumerate() {
-                        runs[i].push(run_child(&exe, peer, t, &run)?);
+                        runs[ti][i].push(run_child(&exe, peer, t, &run)?);
                     }
                 }
-                for mut r in runs {
+            }
+            for per_peer in runs {
+                for mut r in per_peer {
                     r.sort_by(|a, b| a.ns_per_span.total_cmp(&b.ns_per_span));
                     let round = |v: f64| (v * 10.0).round() / 10.0;
                     let all: Vec<f64> = r.iter().map(|x| round(x.ns_per_span)).collect();
