@@ -213,8 +213,10 @@ fn main() -> Result<()> {
             }
             for per_peer in runs {
                 for mut r in per_peer {
-                    r.sort_by(|a, b| a.ns_per_span.total_cmp(&b.ns_per_span));
                     let round = |v: f64| (v * 10.0).round() / 10.0;
+                    // Repeat by repeat, for ratios paired within a repeat.
+                    let in_order: Vec<f64> = r.iter().map(|x| round(x.ns_per_span)).collect();
+                    r.sort_by(|a, b| a.ns_per_span.total_cmp(&b.ns_per_span));
                     let all: Vec<f64> = r.iter().map(|x| round(x.ns_per_span)).collect();
                     // In the same order as `runs_ns_per_span`.
                     let ghz: Vec<Option<f64>> =
@@ -223,6 +225,7 @@ fn main() -> Result<()> {
                     if let Some(d) = row.detail.as_object_mut() {
                         d.insert("runs_ns_per_span".into(), serde_json::json!(all));
                         d.insert("runs_cpu_ghz".into(), serde_json::json!(ghz));
+                        d.insert("runs_in_order_ns_per_span".into(), serde_json::json!(in_order));
                     }
                     if json {
                         println!("{}", serde_json::to_string(&row)?);
