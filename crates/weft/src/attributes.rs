@@ -4,7 +4,7 @@
 //! path: the inline array is the *last* field and its layout is fixed
 //! (`repr(C)`), so a finished span can be copied into its buffer slot by copying
 //! only the bytes in use ([`Attributes::inline_len`] slots after the header). A
-//! span with no attributes moves 168 bytes instead of 392; that is fewer cache
+//! span with no attributes moves 144 bytes instead of 368; that is fewer cache
 //! lines written on the producing core and read on the collecting one.
 
 use std::fmt;
