@@ -5,8 +5,8 @@
 //! with the default parent-based sampler reads the thread-local parent, draws a
 //! span ID from a thread-local generator and reads the TSC: no lock, no atomic
 //! read-modify-write, no shared write. Ending reads the TSC again and moves the
-//! record into the thread's chunk with one published store; the collector
-//! turns both readings into Unix time.
+//! record into the thread's chunk with one published store; its batch turns
+//! both readings into Unix time when an exporter reads it.
 
 use std::marker::PhantomData;
 use std::mem::{size_of, ManuallyDrop, MaybeUninit};
@@ -419,8 +419,8 @@ impl Span {
                 if l.has_pending() {
                     r.absorb_pending(l);
                 }
-                // A tick reading, like the start's: the collector converts
-                // both to Unix time when it picks the record up.
+                // A tick reading, like the start's: the batch converts both
+                // to Unix time when an exporter reads it (`SpanBatch`).
                 let now = tracer.clock.ticks();
                 r.rec.end_unix_nanos = end.unwrap_or(now);
                 r.rec.raw_times |= if end.is_none() { RAW_END } else { 0 };

@@ -267,7 +267,6 @@ pub(crate) struct Registry {
 #[derive(Default, Clone)]
 pub(crate) struct RetiredCounters {
     pub started: u64,
-    pub ended: u64,
     pub sampled_out_spans: u64,
     pub sampled_out_traces: [u64; DropReason::COUNT],
     pub recorded: u64,
@@ -281,19 +280,15 @@ impl RetiredCounters {
         for (a, b) in self.sampled_out_traces.iter_mut().zip(&c.sampled_out_traces) {
             *a += b.get();
         }
-        // Each read once, so that `ended` is exactly their sum however the
-        // thread moves on meanwhile.
-        let (recorded, dropped_memory) = (c.recorded.get(), c.dropped_memory.get());
-        self.ended += recorded + dropped_memory;
-        self.recorded += recorded;
-        self.dropped_memory += dropped_memory;
+        self.recorded += c.recorded.get();
+        self.dropped_memory += c.dropped_memory.get();
     }
 }
 
-/// Counters for spans ended where the thread's state was already destroyed.
+/// Counters for spans ended where the thread's state was already destroyed
+/// (each one recorded or dropped for memory: see `stats`).
 #[derive(Default)]
 pub(crate) struct OrphanCounters {
-    pub ended: AtomicU64,
     pub recorded: AtomicU64,
     pub dropped_memory: AtomicU64,
 }
@@ -394,7 +389,6 @@ impl TracerShared {
     /// Records a span ended on a thread whose local state is gone (thread
     /// teardown): a slow, locked path that still loses nothing.
     pub(crate) fn push_orphan(&self, rec: SpanRecord) {
-        self.orphan_counters.ended.fetch_add(1, Ordering::Relaxed);
         if !self.budget.try_charge(crate::buffer::chunk::SLOT_BYTES) {
             self.orphan_counters.dropped_memory.fetch_add(1, Ordering::Relaxed);
             return;
@@ -422,7 +416,6 @@ impl TracerShared {
             t
         };
         let oc = &self.orphan_counters;
-        t.ended += oc.ended.load(Ordering::Relaxed);
         t.recorded += oc.recorded.load(Ordering::Relaxed);
         t.dropped_memory += oc.dropped_memory.load(Ordering::Relaxed);
         let exported = self.out.exported.load(Ordering::Relaxed);
@@ -443,7 +436,10 @@ impl TracerShared {
             // A span of a sampled-out trace is counted once, when it starts, as
             // started, ended and sampled out (see `ThreadCounters`).
             started: t.started + t.sampled_out_spans,
-            ended: t.ended + t.sampled_out_spans,
+            // Every recording span that ended was recorded or dropped for
+            // memory, on a thread or as an orphan: its end is not counted
+            // apart (one counter write fewer per span).
+            ended: t.recorded + t.dropped_memory + t.sampled_out_spans,
             sampled_out: t.sampled_out_spans,
             sampled_out_traces: traces,
             dropped: Dropped {

@@ -165,21 +165,6 @@ impl Chunk {
         (!p.is_null()).then(|| unsafe { Arc::from_raw(p) })
     }
 
-    /// Converts the tick readings of records `start..end` to Unix time (see
-    /// [`SpanRecord::settle_times`]).
-    ///
-    /// # Safety
-    /// `end` must not exceed a value `published()` returned (so the writer is
-    /// done with them), and nothing else may read or write these records
-    /// meanwhile: the caller owns them exclusively (see `SpanBatch`).
-    unsafe fn settle_times(&self, start: usize, end: usize, anchor: Anchor) {
-        for slot in &self.slots[start..end] {
-            // SAFETY: published, so initialised and never written by the owner
-            // again; by the caller's promise nothing else refers to it.
-            unsafe { (*slot.get()).assume_init_mut().settle_times(anchor) };
-        }
-    }
-
     /// Records `start..end`.
     ///
     /// # Safety
@@ -256,9 +241,12 @@ impl ChunkRange {
     /// No reference to these records may exist, and none may be taken, until
     /// this returns: the caller holds the only range over them.
     pub(crate) unsafe fn settle_times(&self, anchor: Anchor) {
-        // SAFETY: `end` is within the published length (`new`'s contract);
-        // exclusivity by the caller's promise.
-        unsafe { self.chunk.settle_times(self.start as usize, self.end as usize, anchor) }
+        for slot in &self.chunk.slots[self.start as usize..self.end as usize] {
+            // SAFETY: below the published length (`new`'s contract), so
+            // initialised and never written by the owner again; by the
+            // caller's promise nothing else refers to it.
+            unsafe { (*slot.get()).assume_init_mut().settle_times(anchor) };
+        }
     }
 
     /// Splits off the first `n` records into their own range.

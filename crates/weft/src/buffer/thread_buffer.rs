@@ -72,9 +72,8 @@ impl OwnedCounter {
 /// Per-thread counters, summed by `stats()`.
 #[derive(Debug, Default)]
 pub(crate) struct ThreadCounters {
-    /// Recording spans started. (Those ended are not counted apart: every one
-    /// is either recorded or dropped for memory, so the sum of those two is
-    /// the count, and ending a span writes one counter fewer.)
+    /// Recording spans started. (Those ended are not counted apart: each is
+    /// recorded or dropped for memory, and `stats` adds those two.)
     pub started: OwnedCounter,
     /// Spans not recorded because their trace was sampled out, counted once when
     /// they start: [`crate::Stats`] adds them to started, ended and sampled out.
