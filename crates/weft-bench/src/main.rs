@@ -197,16 +197,22 @@ fn main() -> Result<()> {
             if !json {
                 println!("{}", measure::Row::header());
             }
-            // Each repeat runs every thread count, each of them every peer in
-            // turn: the VM's speed drifts over minutes, and a target such as
-            // "4 threads at most 0.6x the wall time of 1" compares thread
-            // counts, so their runs are spread over the same minutes rather
-            // than one count's runs all before the next's.
+            // Each repeat runs every peer in turn, each of them at every
+            // thread count back to back. The VM's speed drifts over minutes
+            // and flips within seconds (another tenant on the host), and a
+            // target such as "4 threads at most 0.6x the wall time of 1"
+            // compares thread counts: one peer's runs of one repeat follow
+            // each other within a second or two (weft's), so a ratio paired
+            // by repeat compares runs made under the same conditions, while
+            // the repeats spread every count over the same minutes. (Ordered
+            // by thread count first, a peer's 1- and 4-thread runs of one
+            // repeat were ten or more seconds apart, the slow peers' runs
+            // between them.)
             let mut runs: Vec<Vec<Vec<measure::Row>>> =
                 threads.iter().map(|_| peers.iter().map(|_| Vec::new()).collect()).collect();
             for _ in 0..repeat {
-                for (ti, &t) in threads.iter().enumerate() {
-                    for (i, &peer) in peers.iter().enumerate() {
+                for (i, &peer) in peers.iter().enumerate() {
+                    for (ti, &t) in threads.iter().enumerate() {
                         runs[ti][i].push(run_child(&exe, peer, t, &run)?);
                     }
                 }
