@@ -12,6 +12,7 @@ use std::marker::PhantomData;
 use std::mem::{size_of, ManuallyDrop, MaybeUninit};
 use std::time::{SystemTime, UNIX_EPOCH};
 
+use crate::attributes::InlineSlot;
 use crate::context::{SpanContext, TraceState};
 use crate::ids::{SpanId, TraceFlags, TraceId};
 use crate::local::{self, LocalState, ParentCtx};
@@ -247,7 +248,7 @@ impl Span {
     #[inline(always)]
     pub fn set_attribute(&mut self, key: impl Into<Key>, value: impl Into<Value>) {
         if let Inner::Recording(r) = &mut self.inner {
-            r.set_attribute(KeyValue { key: key.into(), value: value.into() });
+            r.set_attribute(key.into(), value);
         }
     }
 
@@ -255,7 +256,7 @@ impl Span {
     #[inline]
     pub fn with_attribute<V: Into<Value>>(&mut self, key: impl Into<Key>, value: impl FnOnce() -> V) {
         if let Inner::Recording(r) = &mut self.inner {
-            r.set_attribute(KeyValue { key: key.into(), value: value().into() });
+            r.set_attribute(key.into(), value());
         }
     }
 
@@ -453,8 +454,8 @@ impl Span {
                 // A tick reading, like the start's: the batch converts both
                 // to Unix time when an exporter reads it (`SpanBatch`).
                 let now = tracer.clock.ticks();
-                r.rec.end_unix_nanos = end.unwrap_or(now);
-                r.rec.raw_times |= if end.is_none() { RAW_END } else { 0 };
+                let end_time = end.unwrap_or(now);
+                let raw_times = r.rec.raw_times | if end.is_none() { RAW_END } else { 0 };
                 let heap = if r.owns_heap { heap_bytes(&r.rec) } else { 0 };
                 // Records owning nothing (static strings, inline attributes) need
                 // no destructor: the chunk then frees them without visiting each.
@@ -470,7 +471,17 @@ impl Span {
                                 // and, being `ManuallyDrop` and replaced just below,
                                 // never dropped or used by the span again: ownership
                                 // moves.
-                                unsafe { r.rec.copy_used_to(slot) };
+                                // The end goes into the slot after the copy, not into
+                                // the record before it: stored there just before,
+                                // the copy's wide loads of those bytes could not be
+                                // forwarded from the narrow stores and waited for
+                                // them to reach the cache (cpu-clock samples put
+                                // two fifths of the end's time on that load's use).
+                                unsafe {
+                                    r.rec.copy_used_to(slot);
+                                    std::ptr::addr_of_mut!((*slot).end_unix_nanos).write(end_time);
+                                    std::ptr::addr_of_mut!((*slot).raw_times).write(raw_times);
+                                }
                                 // Nothing from the copy above to the end of this
                                 // function may panic: the span still reads as
                                 // `Recording` until its last line, and an unwind
@@ -484,8 +495,12 @@ impl Span {
                     }
                     // The thread is exiting and its writer is gone (the span
                     // ends in another thread-local's destructor).
-                    // SAFETY: the record is replaced below.
-                    None => unsafe { r.orphan_record() },
+                    None => {
+                        r.rec.end_unix_nanos = end_time;
+                        r.rec.raw_times = raw_times;
+                        // SAFETY: the record is replaced below.
+                        unsafe { r.orphan_record() }
+                    }
                 }
             }
             Inner::NonRecording(_) | Inner::Noop => return,
@@ -520,21 +535,31 @@ impl std::fmt::Debug for Span {
 
 impl Recording {
     #[inline(always)]
-    fn set_attribute(&mut self, kv: KeyValue) {
+    fn set_attribute<V: Into<Value>>(&mut self, key: Key, value: V) {
         let limits = &self.tracer.limits;
         // Without a value length limit (the default) the value is stored as
         // given: the inline slots, when they suffice, take it directly.
         // (Truncating here made the value a local to mutate, copied through
-        // the stack on every call.)
+        // the stack on every call.) The value is converted where it is
+        // written, and the key kept apart until then: see
+        // `Attributes::inline_slot`.
         if limits.max_attribute_value_len.is_none() {
-            // Known at compile time for static keys and scalar values.
-            let owned = kv_owns_heap(&kv);
-            match self.rec.attributes.set_inline(kv, limits.max_attributes) {
-                Ok(()) => self.owns_heap |= owned,
-                Err(kv) => self.set_attribute_general(kv),
+            match self.rec.attributes.inline_slot(&key, limits.max_attributes) {
+                InlineSlot::Append(i) => {
+                    let kv = KeyValue { key, value: value.into() };
+                    // Known at compile time for static keys and scalar values.
+                    self.owns_heap |= kv_owns_heap(&kv);
+                    self.rec.attributes.append_inline(i, kv);
+                }
+                InlineSlot::Replace(i) => {
+                    let value = value.into();
+                    self.owns_heap |= owns_heap(&key, &value);
+                    self.rec.attributes.replace_inline(i, value);
+                }
+                InlineSlot::None => self.set_attribute_general(KeyValue { key, value: value.into() }),
             }
         } else {
-            self.set_attribute_general(kv)
+            self.set_attribute_general(KeyValue { key, value: value.into() })
         }
     }
 
@@ -592,7 +617,13 @@ impl Recording {
 /// Whether an attribute owns heap memory (an owned key or string, an array).
 #[inline(always)]
 fn kv_owns_heap(kv: &KeyValue) -> bool {
-    matches!(kv.key, Str::Owned(_)) || matches!(kv.value, Value::String(Str::Owned(_)) | Value::Array(_))
+    owns_heap(&kv.key, &kv.value)
+}
+
+/// Whether a key or value owns heap memory (an owned key or string, an array).
+#[inline(always)]
+fn owns_heap(key: &Key, value: &Value) -> bool {
+    matches!(key, Str::Owned(_)) || matches!(value, Value::String(Str::Owned(_)) | Value::Array(_))
 }
 
 fn limit_attrs(mut attrs: Vec<KeyValue>, max: u32, max_len: Option<usize>) -> (Vec<KeyValue>, u32) {
@@ -887,7 +918,7 @@ impl Recording {
             return;
         }
         for kv in o.attributes {
-            self.set_attribute(kv);
+            self.set_attribute(kv.key, kv.value);
         }
         for link in o.links {
             self.add_link(link);
