@@ -415,7 +415,7 @@ impl Span {
     ///
     /// Two builds of the same body, chosen per call by the CPU's features
     /// (std caches the answer: one load and a branch): with AVX the record
-    /// is copied into its slot in 32-byte moves, 12 instead of 18 load/store
+    /// is copied into its slot in 32-byte moves, 10 instead of 18 load/store
     /// pairs for a span with two attributes. Measured against the 16-byte
     /// build, interleaved: see docs/benchmarks.md, session 15.
     #[inline(always)]
