@@ -40,16 +40,23 @@ pub(crate) struct Budget {
     /// and a busy thread never pays page faults for fresh chunk memory (measured:
     /// ~10 % of span cost). Pooled arrays hold no spans and are not charged.
     ///
-    /// Each size has a stack (`recent`) and a queue (`pools`). The stack hands
+    /// Each size has stacks (`recent`) and a queue (`pools`). A stack hands
     /// out the array freed last, whose lines are most likely still in the
     /// caches; a queue cycled through every array ever allocated, which after a
     /// burst of buffering was megabytes past this VM's last-level cache, and
-    /// each slot write then waited on memory. The stack is `try_lock`ed: a
+    /// each slot write then waited on memory. A stack is `try_lock`ed: a
     /// thread that finds it taken uses the lock-free queue instead, so a
     /// preempted thread does not hold up the others (there can be many more
     /// threads than cores) — except when every array is allocated, where
     /// waiting for the stack beats dropping a span (`pop_pooled_waiting`).
-    recent: [Mutex<Vec<Slots>>; SIZE_CLASSES],
+    ///
+    /// There is a set of stacks per CPU (its *home*, see [`current_home`]): an
+    /// array goes back to the stack of the CPU that last wrote it, and a
+    /// thread takes from its own CPU's stack first, where the array's lines
+    /// are still in this core's caches. With one shared stack, a thread on one
+    /// core was handed arrays the other core had just written, and every slot
+    /// it wrote first had to fetch the line from the other core.
+    recent: Box<[HomeStacks]>,
     /// See `recent`.
     pools: [ArrayQueue<Slots>; SIZE_CLASSES],
     /// Bytes of slot arrays outstanding, live or pooled.
@@ -75,8 +82,36 @@ pub(crate) struct Budget {
     big_chunk: usize,
 }
 
+/// One CPU's stacks of freed arrays, one per chunk size, on lines of their
+/// own (CPUs lock their own stacks at the same time).
+type HomeStacks = CachePadded<[Mutex<Vec<Slots>>; SIZE_CLASSES]>;
+
 /// Chunk sizes are powers of two from [`SMALL_CHUNK`] to [`MAX_CHUNK`].
 const SIZE_CLASSES: usize = (MAX_CHUNK / SMALL_CHUNK).trailing_zeros() as usize + 1;
+
+/// The most sets of per-CPU stacks; CPUs beyond share them (by CPU number
+/// modulo the count).
+const MAX_HOMES: usize = 64;
+
+/// Sets of per-CPU stacks: one per CPU this process may run on, up to [`MAX_HOMES`].
+fn homes() -> usize {
+    std::thread::available_parallelism().map_or(1, |n| n.get()).clamp(1, MAX_HOMES)
+}
+
+/// The CPU this thread runs on now, as the index of its set of stacks (an
+/// array's *home*). Read once per chunk (`sched_getcpu` is a vDSO call, tens
+/// of nanoseconds), never per span; 0 where the platform does not tell.
+pub(crate) fn current_home() -> usize {
+    #[cfg(target_os = "linux")]
+    {
+        // SAFETY: no preconditions; returns -1 on failure.
+        let cpu = unsafe { libc::sched_getcpu() };
+        if cpu >= 0 {
+            return cpu as usize;
+        }
+    }
+    0
+}
 
 /// The pool index of a chunk size.
 fn class_of(slots: usize) -> usize {
@@ -96,12 +131,17 @@ impl std::fmt::Debug for Budget {
 
 impl Budget {
     pub(crate) fn new(limit: usize) -> Self {
+        Self::with_homes(limit, homes())
+    }
+
+    /// A budget with `homes` sets of per-CPU stacks (tests choose the count).
+    fn with_homes(limit: usize, homes: usize) -> Self {
         let big_chunk = prev_power_of_two((limit / 256 / SLOT_BYTES).clamp(SMALL_CHUNK, MAX_CHUNK));
         Budget {
             used: CachePadded(AtomicUsize::new(0)),
             peak: CachePadded(AtomicUsize::new(0)),
             limit,
-            recent: std::array::from_fn(|_| Mutex::new(Vec::new())),
+            recent: (0..homes.max(1)).map(|_| CachePadded(std::array::from_fn(|_| Mutex::new(Vec::new())))).collect(),
             pools: std::array::from_fn(|c| ArrayQueue::new(limit / ((SMALL_CHUNK << c) * SLOT_BYTES) + 1)),
             arrays: AtomicUsize::new(0),
             stale: ArrayQueue::new(limit / (SMALL_CHUNK * SLOT_BYTES) + 1),
@@ -130,18 +170,22 @@ impl Budget {
     ///
     /// First it frees the records of one stale array, if any wait (see
     /// `stale`): one per chunk opened keeps pace with the chunks freed.
-    pub(crate) fn take_slots(&self, cap: usize) -> Option<Slots> {
+    ///
+    /// `home` is the taking thread's CPU ([`current_home`]): its stack is
+    /// tried first, then the other CPUs', then the queue.
+    pub(crate) fn take_slots(&self, cap: usize, home: usize) -> Option<Slots> {
         let class = class_of(cap);
+        let home = home % self.recent.len();
         if !self.stale.is_empty() {
             if let Some(s) = self.stale.pop() {
                 let slots = s.clean(self);
                 if class_of(slots.len()) == class {
                     return Some(slots);
                 }
-                self.give_slots(slots);
+                self.give_slots(slots, home);
             }
         }
-        if let Some(slots) = self.pop_pooled(class) {
+        if let Some(slots) = self.pop_pooled(class, home) {
             return Some(slots);
         }
         let bytes = cap * SLOT_BYTES;
@@ -156,35 +200,46 @@ impl Budget {
         // for it here, where memory is full and the alternative is dropping the
         // span (its holder only pushes or pops). Then reuse an idle array of
         // another size, nearest first.
-        if let Some(slots) = self.pop_pooled_waiting(class) {
+        if let Some(slots) = self.pop_pooled_waiting(class, home) {
             return Some(slots);
         }
         let mut others: Vec<usize> = (0..SIZE_CLASSES).filter(|&c| c != class).collect();
         others.sort_by_key(|&c| c.abs_diff(class));
-        others.into_iter().find_map(|c| self.pop_pooled_waiting(c))
+        others.into_iter().find_map(|c| self.pop_pooled_waiting(c, home))
     }
 
-    /// As [`Budget::pop_pooled`], waiting for the stack if it is held.
-    fn pop_pooled_waiting(&self, class: usize) -> Option<Slots> {
-        let recent = self.recent[class].lock().unwrap_or_else(|e| e.into_inner()).pop();
-        recent.or_else(|| self.pools[class].pop())
+    /// The homes in the order a thread on `home` tries them: its own first.
+    fn homes_from(&self, home: usize) -> impl Iterator<Item = usize> {
+        let n = self.recent.len();
+        (0..n).map(move |i| (home + i) % n)
     }
 
-    /// A pooled array of size class `class`: the one freed last if the stack
-    /// is free, else the queue's oldest.
-    fn pop_pooled(&self, class: usize) -> Option<Slots> {
-        if let Ok(mut recent) = self.recent[class].try_lock() {
-            if let Some(slots) = recent.pop() {
-                return Some(slots);
+    /// As [`Budget::pop_pooled`], waiting for each stack if it is held.
+    fn pop_pooled_waiting(&self, class: usize, home: usize) -> Option<Slots> {
+        self.homes_from(home)
+            .find_map(|h| self.recent[h][class].lock().unwrap_or_else(|e| e.into_inner()).pop())
+            .or_else(|| self.pools[class].pop())
+    }
+
+    /// A pooled array of size class `class`: the one freed last on this CPU
+    /// if its stack is free and holds one, else the one freed last on
+    /// another CPU, else the queue's oldest.
+    fn pop_pooled(&self, class: usize, home: usize) -> Option<Slots> {
+        for h in self.homes_from(home) {
+            if let Ok(mut recent) = self.recent[h][class].try_lock() {
+                if let Some(slots) = recent.pop() {
+                    return Some(slots);
+                }
             }
         }
         self.pools[class].pop()
     }
 
-    /// Returns a slot array for reuse.
-    pub(crate) fn give_slots(&self, slots: Slots) {
+    /// Returns a slot array for reuse, to the stack of `home`, the CPU that
+    /// last wrote it.
+    pub(crate) fn give_slots(&self, slots: Slots, home: usize) {
         let class = class_of(slots.len());
-        if let Ok(mut recent) = self.recent[class].try_lock() {
+        if let Ok(mut recent) = self.recent[home % self.recent.len()][class].try_lock() {
             return recent.push(slots);
         }
         if let Err(slots) = self.pools[class].push(slots) {
@@ -198,8 +253,8 @@ impl Budget {
     /// to be dropped, their heap data still charged as `heap` bytes: defers
     /// the drop to a thread opening a chunk (or the idle collector) while the
     /// collector runs, else drops them now.
-    pub(crate) fn recycle(&self, slots: Slots, len: usize, heap: usize) {
-        let stale = StaleSlots { slots, len, heap };
+    pub(crate) fn recycle(&self, slots: Slots, len: usize, heap: usize, home: usize) {
+        let stale = StaleSlots { slots, len, heap, home };
         if !self.defer_drops.load(Ordering::SeqCst) {
             return self.clean_and_pool(stale);
         }
@@ -228,8 +283,9 @@ impl Budget {
 
     /// Drops a stale array's records and returns the array to its pool.
     fn clean_and_pool(&self, stale: StaleSlots) {
+        let home = stale.home;
         let slots = stale.clean(self);
-        self.give_slots(slots);
+        self.give_slots(slots, home);
     }
 
     /// Whether stale arrays wait to be cleaned.
@@ -291,6 +347,8 @@ pub(crate) struct StaleSlots {
     slots: Slots,
     len: usize,
     heap: usize,
+    /// The CPU that last wrote the array (see `Budget::recent`).
+    home: usize,
 }
 
 impl StaleSlots {
@@ -339,34 +397,61 @@ mod tests {
     #[test]
     fn the_array_freed_last_is_handed_out_first() {
         let b = Budget::new(1 << 20);
-        let arrays: Vec<Slots> = (0..3).map(|_| b.take_slots(SMALL_CHUNK).unwrap()).collect();
+        let arrays: Vec<Slots> = (0..3).map(|_| b.take_slots(SMALL_CHUNK, 0).unwrap()).collect();
         let addrs: Vec<*const u8> = arrays.iter().map(|s| s.as_ptr() as *const u8).collect();
         for s in arrays {
-            b.give_slots(s);
+            b.give_slots(s, 0);
         }
         // Last in, first out: the warmest array first.
-        let taken: Vec<Slots> = (0..3).map(|_| b.take_slots(SMALL_CHUNK).unwrap()).collect();
+        let taken: Vec<Slots> = (0..3).map(|_| b.take_slots(SMALL_CHUNK, 0).unwrap()).collect();
         let got: Vec<*const u8> = taken.iter().map(|s| s.as_ptr() as *const u8).collect();
         assert_eq!(got, addrs.into_iter().rev().collect::<Vec<_>>());
     }
 
     #[test]
+    fn an_array_goes_back_to_the_cpu_that_wrote_it_and_is_found_from_any() {
+        let b = Budget::with_homes(1 << 20, 4);
+        let a = b.take_slots(SMALL_CHUNK, 0).unwrap();
+        let c = b.take_slots(SMALL_CHUNK, 0).unwrap();
+        let (a_addr, c_addr) = (a.as_ptr() as usize, c.as_ptr() as usize);
+        b.give_slots(a, 1);
+        b.give_slots(c, 2);
+        // Each CPU gets the array it wrote, though another was freed later.
+        let on_1 = b.take_slots(SMALL_CHUNK, 1).unwrap();
+        assert_eq!(on_1.as_ptr() as usize, a_addr);
+        // A CPU with nothing of its own takes another CPU's array before a new
+        // one; CPU numbers past the homes wrap around.
+        let on_7 = b.take_slots(SMALL_CHUNK, 7).unwrap();
+        assert_eq!(on_7.as_ptr() as usize, c_addr);
+        assert_eq!(b.arrays.load(Ordering::Relaxed), 2 * SMALL_CHUNK * SLOT_BYTES, "no new array");
+        b.give_slots(on_1, 5);
+        b.give_slots(on_7, 3);
+        // At the limit, arrays on other CPUs are waited for, not missed.
+        let full = Budget::with_homes(SMALL_CHUNK * SLOT_BYTES, 3);
+        let only = full.take_slots(SMALL_CHUNK, 2).unwrap();
+        let addr = only.as_ptr() as usize;
+        full.give_slots(only, 2);
+        assert_eq!(full.take_slots(SMALL_CHUNK, 0).map(|s| s.as_ptr() as usize), Some(addr));
+        assert!(full.take_slots(SMALL_CHUNK, 0).is_none(), "the limit holds");
+    }
+
+    #[test]
     fn a_taken_stack_falls_back_to_the_queue_and_loses_no_array() {
         let b = Budget::new(1 << 20);
-        let first = b.take_slots(SMALL_CHUNK).unwrap();
-        let second = b.take_slots(SMALL_CHUNK).unwrap();
+        let first = b.take_slots(SMALL_CHUNK, 0).unwrap();
+        let second = b.take_slots(SMALL_CHUNK, 0).unwrap();
         let (first_addr, second_addr) = (first.as_ptr() as usize, second.as_ptr() as usize);
-        b.give_slots(first);
+        b.give_slots(first, 0);
         {
             // Another thread holds the stack: giving and taking go through the
             // lock-free queue instead, without waiting.
-            let _held = b.recent[class_of(SMALL_CHUNK)].lock().unwrap();
-            b.give_slots(second);
-            let got = b.take_slots(SMALL_CHUNK).unwrap();
+            let _held = b.recent[0][class_of(SMALL_CHUNK)].lock().unwrap();
+            b.give_slots(second, 0);
+            let got = b.take_slots(SMALL_CHUNK, 0).unwrap();
             assert_eq!(got.as_ptr() as usize, second_addr);
-            b.give_slots(got); // the stack is still held: back to the queue
+            b.give_slots(got, 0); // the stack is still held: back to the queue
         }
-        let taken: Vec<Slots> = (0..2).map(|_| b.take_slots(SMALL_CHUNK).unwrap()).collect();
+        let taken: Vec<Slots> = (0..2).map(|_| b.take_slots(SMALL_CHUNK, 0).unwrap()).collect();
         let mut got: Vec<usize> = taken.iter().map(|s| s.as_ptr() as usize).collect();
         got.sort_unstable();
         let mut want = vec![first_addr, second_addr];
@@ -382,17 +467,17 @@ mod tests {
         // Room for exactly one array, which sits in the stack while another
         // thread holds it: the take must wait and get it, not report full.
         let b: &'static Budget = Box::leak(Box::new(Budget::new(SMALL_CHUNK * SLOT_BYTES)));
-        let only = b.take_slots(SMALL_CHUNK).unwrap();
+        let only = b.take_slots(SMALL_CHUNK, 0).unwrap();
         let addr = only.as_ptr() as usize;
-        b.give_slots(only);
+        b.give_slots(only, 0);
         let (held_tx, held_rx) = std::sync::mpsc::channel();
         let holder = std::thread::spawn(move || {
-            let _held = b.recent[class_of(SMALL_CHUNK)].lock().unwrap();
+            let _held = b.recent[0][class_of(SMALL_CHUNK)].lock().unwrap();
             held_tx.send(()).unwrap();
             std::thread::sleep(std::time::Duration::from_millis(50));
         });
         held_rx.recv().unwrap();
-        let got = b.take_slots(SMALL_CHUNK).expect("the pooled array, after waiting");
+        let got = b.take_slots(SMALL_CHUNK, 0).expect("the pooled array, after waiting");
         assert_eq!(got.as_ptr() as usize, addr);
         holder.join().unwrap();
     }
@@ -402,7 +487,7 @@ mod tests {
     fn free_chunk_with_heap(budget: &'static Budget, cap: usize, n: usize, ts: &crate::TraceState, heap: usize) {
         use super::super::chunk::Chunk;
         assert!(budget.try_charge(Chunk::bytes_for(cap)));
-        let chunk = Chunk::with_slots(budget.take_slots(cap).unwrap(), budget);
+        let chunk = Chunk::with_slots(budget.take_slots(cap, 0).unwrap(), budget, 0);
         for i in 0..n {
             let mut r = crate::testing::record("r");
             r.trace_state = ts.clone();
@@ -431,17 +516,17 @@ mod tests {
         assert_eq!(budget.used(), 100, "only their heap bytes stay charged");
         assert!(budget.has_stale());
         // The next chunk opened, of any size, drops them first.
-        let slots = budget.take_slots(SMALL_CHUNK * 2).unwrap();
+        let slots = budget.take_slots(SMALL_CHUNK * 2, 0).unwrap();
         assert_eq!(slots.len(), SMALL_CHUNK * 2);
         assert_eq!(ts.shared_refs(), 1);
         assert_eq!(budget.used(), 0);
         assert!(!budget.has_stale());
-        budget.give_slots(slots);
+        budget.give_slots(slots, 0);
         // The cleaned array went back to its pool and is reused as is.
         let arrays = budget.arrays.load(Ordering::Relaxed);
-        let again = budget.take_slots(SMALL_CHUNK).unwrap();
+        let again = budget.take_slots(SMALL_CHUNK, 0).unwrap();
         assert_eq!(budget.arrays.load(Ordering::Relaxed), arrays, "no new array");
-        budget.give_slots(again);
+        budget.give_slots(again, 0);
     }
 
     #[test]

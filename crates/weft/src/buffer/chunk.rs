@@ -48,6 +48,10 @@ pub(crate) struct Chunk {
     needs_drop: AtomicBool,
     /// Built from orphan records, not from a pooled array.
     orphan: bool,
+    /// The CPU that last wrote the slots, as the owner last saw it (when it
+    /// opened or sealed the chunk): the array goes back to that CPU's stack
+    /// in the pool (see `Budget::recent`).
+    home: AtomicUsize,
     slots: Slots,
 }
 
@@ -65,7 +69,8 @@ impl Chunk {
 
     /// A chunk over a slot array from the pool, whose bytes
     /// ([`Chunk::bytes_for`] its length) the caller has charged.
-    pub(crate) fn with_slots(slots: Slots, budget: &'static Budget) -> Arc<Chunk> {
+    /// `home` is the owner's CPU ([`super::budget::current_home`]).
+    pub(crate) fn with_slots(slots: Slots, budget: &'static Budget, home: usize) -> Arc<Chunk> {
         let cap = slots.len();
         Arc::new(Chunk {
             len: AtomicUsize::new(0),
@@ -75,6 +80,7 @@ impl Chunk {
             budget,
             needs_drop: AtomicBool::new(false),
             orphan: false,
+            home: AtomicUsize::new(home),
             slots,
         })
     }
@@ -92,6 +98,7 @@ impl Chunk {
             budget,
             needs_drop: AtomicBool::new(true),
             orphan: true,
+            home: AtomicUsize::new(0),
             slots,
         })
     }
@@ -141,8 +148,10 @@ impl Chunk {
         self.charged.store(self.charged.load(Ordering::Relaxed) + n, Ordering::Relaxed);
     }
 
-    /// Links `next` and seals this chunk. Owner only, once.
-    pub(crate) fn seal_with_next(&self, next: Arc<Chunk>) {
+    /// Links `next` and seals this chunk, noting `home` as the CPU that wrote
+    /// its last slots. Owner only, once.
+    pub(crate) fn seal_with_next(&self, next: Arc<Chunk>, home: usize) {
+        self.home.store(home, Ordering::Relaxed);
         self.next.store(Arc::into_raw(next) as *mut Chunk, Ordering::Relaxed);
         self.sealed.store(true, Ordering::Release);
     }
@@ -186,12 +195,13 @@ impl Drop for Chunk {
             // The records' heap data stays charged until they are dropped, which
             // the budget may defer to a producing thread (see `Budget::stale`).
             let heap = charged.saturating_sub(Self::bytes_for(slots.len()));
+            let home = *self.home.get_mut();
             self.budget.release(charged - heap);
             if len == 0 {
                 self.budget.release(heap);
-                self.budget.give_slots(slots);
+                self.budget.give_slots(slots, home);
             } else {
-                self.budget.recycle(slots, len, heap);
+                self.budget.recycle(slots, len, heap, home);
             }
         } else {
             for slot in &mut self.slots[..len] {

@@ -4,6 +4,7 @@
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
+use super::budget::current_home;
 use super::chunk::{Chunk, ChunkRange, SMALL_CHUNK};
 use crate::record::SpanRecord;
 use crate::sampler::DropReason;
@@ -218,25 +219,26 @@ impl ThreadWriter {
         };
         // The array may be of another size than wanted when memory is short; the
         // chunk takes whatever size it got, and is charged for that.
-        let slots = budget.take_slots(want);
+        let home = current_home();
+        let slots = budget.take_slots(want, home);
         let charged = slots.as_ref().is_some_and(|s| budget.try_charge(Chunk::bytes_for(s.len())));
         self.pressure = budget.used() > self.tracer.adaptive_high_bytes;
         let slots = match slots {
             Some(s) if charged => s,
             Some(s) => {
-                budget.give_slots(s);
+                budget.give_slots(s, home);
                 return false;
             }
             None => return false,
         };
         self.settle_heap();
-        let new = Chunk::with_slots(slots, &self.tracer.budget);
+        let new = Chunk::with_slots(slots, &self.tracer.budget, home);
         // Kept alive by `chunk`, set below.
         self.slots = new.slots_ptr();
         self.cap = new.capacity();
         self.published = new.published_cell();
         match self.chunk.replace(new.clone()) {
-            Some(old) => old.seal_with_next(new),
+            Some(old) => old.seal_with_next(new, home),
             None => {
                 if let Ok(mut first) = self.buffer.first.lock() {
                     *first = Some(new);
@@ -330,7 +332,7 @@ mod tests {
         let budget: &'static Budget = Box::leak(Box::new(Budget::new(1 << 30)));
         let new = || {
             assert!(budget.try_charge(Chunk::bytes_for(SMALL_CHUNK)));
-            Chunk::with_slots(budget.take_slots(SMALL_CHUNK).unwrap(), budget)
+            Chunk::with_slots(budget.take_slots(SMALL_CHUNK, 0).unwrap(), budget, 0)
         };
         let a = new();
         let mut cur_chunk = a.clone();
@@ -347,7 +349,7 @@ mod tests {
         for i in 0..(2 * SMALL_CHUNK as u64 + 7) {
             if len == cur_chunk.capacity() {
                 let n = new();
-                cur_chunk.seal_with_next(n.clone());
+                cur_chunk.seal_with_next(n.clone(), 0);
                 cur_chunk = n;
                 len = 0;
             }
@@ -377,7 +379,7 @@ mod tests {
         let budget: &'static Budget = Box::leak(Box::new(Budget::new(1 << 30)));
         let first = {
             assert!(budget.try_charge(Chunk::bytes_for(SMALL_CHUNK)));
-            Chunk::with_slots(budget.take_slots(SMALL_CHUNK).unwrap(), budget)
+            Chunk::with_slots(budget.take_slots(SMALL_CHUNK, 0).unwrap(), budget, 0)
         };
         let buffer = Arc::new(ThreadBuffer {
             counters: Default::default(),
@@ -392,8 +394,8 @@ mod tests {
             for i in 0..n {
                 if len == chunk.capacity() {
                     assert!(budget.try_charge(Chunk::bytes_for(SMALL_CHUNK)));
-                    let next = Chunk::with_slots(budget.take_slots(SMALL_CHUNK).unwrap(), budget);
-                    chunk.seal_with_next(next.clone());
+                    let next = Chunk::with_slots(budget.take_slots(SMALL_CHUNK, 0).unwrap(), budget, 0);
+                    chunk.seal_with_next(next.clone(), 0);
                     chunk = next;
                     len = 0;
                 }
