@@ -43,6 +43,11 @@ pub struct Serve {
 impl Serve {
     /// Starts `weft serve` on free ports in `dir`, with extra flags.
     pub fn start(dir: &Path, extra: &[&str]) -> Serve {
+        Serve::start_with_env(dir, extra, &[])
+    }
+
+    /// [`Serve::start`] with extra environment variables for the server.
+    pub fn start_with_env(dir: &Path, extra: &[&str], env: &[(&str, &str)]) -> Serve {
         let _ = std::fs::remove_file(dir.join("ports.json"));
         // Logs live outside the data directory (which a test may fill up).
         static STARTS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
@@ -53,6 +58,7 @@ impl Serve {
             .arg(dir)
             .args(["--otlp-grpc", "127.0.0.1:0", "--otlp-http", "127.0.0.1:0", "--http", "127.0.0.1:0"])
             .args(extra)
+            .envs(env.iter().copied())
             .stdout(Stdio::null())
             .stderr(std::fs::File::create(&log).unwrap())
             .spawn()
