@@ -212,25 +212,78 @@ pub enum Literal {
     Nil,
 }
 
-impl fmt::Display for Query {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+/// How tightly an operand must bind where it is written: `||` binds loosest,
+/// `&&` tighter, a spanset or condition tightest. The text is written with
+/// parentheses only where the operand binds looser than its place needs
+/// (chains parse left to right), so it nests no deeper than the text it was
+/// parsed from: wrapping every operator nested a long `a || b || c …` chain
+/// one level per operator, past the parser's nesting limit.
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+enum Binding {
+    Or,
+    And,
+    Atom,
+}
+
+/// Writes `a op b` (`op` binding as `own`) where `need` is required: a left
+/// operand at `own`, a right one one step tighter.
+fn write_binary<T: WriteBound>(
+    f: &mut fmt::Formatter<'_>,
+    need: Binding,
+    own: Binding,
+    op: &str,
+    a: &T,
+    b: &T,
+) -> fmt::Result {
+    let right = if own == Binding::Or { Binding::And } else { Binding::Atom };
+    if own < need {
+        f.write_str("(")?;
+    }
+    a.write_bound(f, own)?;
+    write!(f, " {op} ")?;
+    b.write_bound(f, right)?;
+    if own < need {
+        f.write_str(")")?;
+    }
+    Ok(())
+}
+
+/// A node written so that it binds at least as tightly as `need`.
+trait WriteBound {
+    fn write_bound(&self, f: &mut fmt::Formatter<'_>, need: Binding) -> fmt::Result;
+}
+
+impl WriteBound for Query {
+    fn write_bound(&self, f: &mut fmt::Formatter<'_>, need: Binding) -> fmt::Result {
         match self {
             Query::Spanset(SpanExpr::All) => f.write_str("{ }"),
             Query::Spanset(e) => write!(f, "{{ {e} }}"),
-            Query::And(a, b) => write!(f, "({a} && {b})"),
-            Query::Or(a, b) => write!(f, "({a} || {b})"),
+            Query::And(a, b) => write_binary(f, need, Binding::And, "&&", &**a, &**b),
+            Query::Or(a, b) => write_binary(f, need, Binding::Or, "||", &**a, &**b),
         }
+    }
+}
+
+impl WriteBound for SpanExpr {
+    fn write_bound(&self, f: &mut fmt::Formatter<'_>, need: Binding) -> fmt::Result {
+        match self {
+            SpanExpr::All => f.write_str("true"),
+            SpanExpr::Cond(c) => write!(f, "{c}"),
+            SpanExpr::And(a, b) => write_binary(f, need, Binding::And, "&&", &**a, &**b),
+            SpanExpr::Or(a, b) => write_binary(f, need, Binding::Or, "||", &**a, &**b),
+        }
+    }
+}
+
+impl fmt::Display for Query {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.write_bound(f, Binding::Or)
     }
 }
 
 impl fmt::Display for SpanExpr {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            SpanExpr::All => f.write_str("true"),
-            SpanExpr::Cond(c) => write!(f, "{c}"),
-            SpanExpr::And(a, b) => write!(f, "({a} && {b})"),
-            SpanExpr::Or(a, b) => write!(f, "({a} || {b})"),
-        }
+        self.write_bound(f, Binding::Or)
     }
 }
 

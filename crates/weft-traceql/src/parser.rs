@@ -412,16 +412,38 @@ mod tests {
         );
         assert_eq!(
             parse(r#"{ .x = nil } || { trace:rootService =~ "a.*" }"#).unwrap().to_string(),
-            r#"({ .x = nil } || { trace:rootService =~ "a.*" })"#
+            r#"{ .x = nil } || { trace:rootService =~ "a.*" }"#
         );
     }
 
     #[test]
     fn and_binds_tighter_than_or() {
+        // `&&` groups first: the `||` is on top, and the text needs no parentheses.
         let q = parse("{ .a = 1 || .b = 2 && .c = 3 }").unwrap();
-        assert_eq!(q.to_string(), "{ (.a = 1 || (.b = 2 && .c = 3)) }");
+        assert!(matches!(&q, Query::Spanset(SpanExpr::Or(_, b)) if matches!(**b, SpanExpr::And(..))), "{q:?}");
+        assert_eq!(q.to_string(), "{ .a = 1 || .b = 2 && .c = 3 }");
         let q = parse("{ .a = 1 } || { .b = 2 } && { .c = 3 }").unwrap();
-        assert_eq!(q.to_string(), "({ .a = 1 } || ({ .b = 2 } && { .c = 3 }))");
+        assert!(matches!(&q, Query::Or(_, b) if matches!(**b, Query::And(..))), "{q:?}");
+        assert_eq!(q.to_string(), "{ .a = 1 } || { .b = 2 } && { .c = 3 }");
+        // Parentheses that change the grouping are kept, and only those.
+        let q = parse("{ ((.a = 1 || .b = 2)) && (.c = 3 && .d = 4) }").unwrap();
+        assert_eq!(q.to_string(), "{ (.a = 1 || .b = 2) && (.c = 3 && .d = 4) }");
+        assert_eq!(parse(&q.to_string()).unwrap(), q);
+    }
+
+    #[test]
+    fn a_long_chain_writes_back_to_text_that_parses() {
+        // Found by the fuzzer: each operator of a chain was written in its own
+        // parentheses, nesting the text past the parser's limit.
+        for op in ["||", "&&"] {
+            let inner = vec![".a = 1"; 200].join(&format!(" {op} "));
+            let q = parse(&format!("{{ {inner} }}")).unwrap();
+            assert_eq!(parse(&q.to_string()).unwrap(), q);
+            let outer = vec!["{ .a = 1 }"; 200].join(&format!(" {op} "));
+            let q = parse(&outer).unwrap();
+            assert_eq!(q.to_string(), outer);
+            assert_eq!(parse(&q.to_string()).unwrap(), q);
+        }
     }
 
     #[test]
