@@ -548,7 +548,7 @@ impl Recording {
                 InlineSlot::Append(i) => {
                     let kv = KeyValue { key, value: value.into() };
                     // Known at compile time for static keys and scalar values.
-                    self.owns_heap |= kv_owns_heap(&kv);
+                    self.owns_heap |= owns_heap(&kv.key, &kv.value);
                     self.rec.attributes.append_inline(i, kv);
                 }
                 InlineSlot::Replace(i) => {
@@ -572,7 +572,8 @@ impl Recording {
             kv.value.truncate(max);
         }
         // A spilled vector is heap memory whatever its attributes hold.
-        self.owns_heap |= kv_owns_heap(&kv) || self.rec.attributes.len() >= crate::attributes::INLINE_ATTRIBUTES;
+        self.owns_heap |=
+            owns_heap(&kv.key, &kv.value) || self.rec.attributes.len() >= crate::attributes::INLINE_ATTRIBUTES;
         if let Some(a) = self.rec.attributes.iter_mut().find(|a| crate::attributes::same_key(&a.key, &kv.key)) {
             a.value = kv.value;
         } else if self.rec.attributes.len() < limits.max_attributes as usize {
@@ -612,12 +613,6 @@ impl Recording {
         link.dropped_attributes_count += dropped;
         extras.links.push(link);
     }
-}
-
-/// Whether an attribute owns heap memory (an owned key or string, an array).
-#[inline(always)]
-fn kv_owns_heap(kv: &KeyValue) -> bool {
-    owns_heap(&kv.key, &kv.value)
 }
 
 /// Whether a key or value owns heap memory (an owned key or string, an array).
