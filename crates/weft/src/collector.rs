@@ -1,12 +1,13 @@
 //! The background collector: one thread per tracer that gathers finished spans
 //! from every thread's chunk chain, cuts them into batches and calls the exporter.
 //!
-//! It naps 1 ms while little is buffered, takes the shortest nap the kernel
-//! gives (~90 µs) once more is in use (512 KiB while it has a CPU to itself,
-//! else 1/16 of the budget: see `nap_thresholds`) or, with a CPU to itself,
-//! while spans flow fast (`takes_short_nap`), and backs off to 50 ms when
-//! idle; threads that open a new chunk wake it from longer sleeps, and
-//! yield to it when it has missed its heartbeat (see `buffer/thread_buffer.rs`).
+//! It naps 1 ms while little is buffered (20 ms while threads use every CPU:
+//! see `quiet_nap`), takes the shortest nap the kernel gives (~90 µs) once
+//! more is in use (512 KiB while it has a CPU to itself, else 1/16 of the
+//! budget: see `nap_thresholds`) or, with a CPU to itself, while spans flow
+//! fast (`takes_short_nap`), and backs off to 50 ms when idle; threads that
+//! open a new chunk wake it from longer sleeps (`wakes_collector`), and yield
+//! to it when it has missed its heartbeat (see `buffer/thread_buffer.rs`).
 //! Each batch is handed over with a `Settlement` that counts its outcome, here
 //! for synchronous exporters or later on an exporter's own threads.
 
@@ -15,13 +16,15 @@ use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
+use crate::buffer::budget::current_home;
 use crate::buffer::chunk::{Chunk, ChunkRange, SLOT_BYTES};
 use crate::buffer::thread_buffer::ThreadCursor;
 use crate::export::{Settlement, SpanBatch, SpanExporter};
 use crate::tracer::{TracerShared, NAP_IDLE, NAP_NONE, NAP_QUIET};
 
-/// The collector's naps. While little is buffered it naps 1 ms; a thread that
-/// opens a chunk with more than a threshold in use wakes it early
+/// The collector's naps. While little is buffered it naps 1 ms (20 ms while
+/// threads use every CPU: [`QUIET_POLL_NO_SPARE_CPU`]); a thread that opens a
+/// chunk with more than a threshold in use wakes it early
 /// (`TracerShared::nudge_collector`), and with more than a lower one in use
 /// after a round it takes the shortest nap the kernel gives (~90 µs on these
 /// VMs for a 10 µs request). Waking more often was measured to cost the
@@ -29,6 +32,16 @@ use crate::tracer::{TracerShared, NAP_IDLE, NAP_NONE, NAP_QUIET};
 /// thread (~13 % of their time at 11 000 wake-ups/s). Spinning was worse still.
 const SHORT_NAP: Duration = Duration::from_micros(10);
 const QUIET_POLL: Duration = Duration::from_millis(1);
+/// The quiet nap while threads use every CPU. Longer than a kernel tick (1–10
+/// ms for HZ 1000–100), because a timed sleep that ends before the next tick
+/// makes the kernel program the timer interrupt for it, and cancel it again
+/// when a thread wakes the collector first — which, with every CPU busy and
+/// spans flowing, is how nearly every nap ends. On this KVM guest (HZ 250)
+/// that cost the collector ~13 µs per round: 4 threads, 290 rounds for 3 M
+/// spans, its sleep-and-wake overhead fell from 28–30 to 16–18 µs a round
+/// (collector 3.5 → 2.4 ns per span, wall 18.3 → 17.4 ns per span) with a 20
+/// ms nap. The nap only bounds how late a slow trickle of spans is collected.
+const QUIET_POLL_NO_SPARE_CPU: Duration = Duration::from_millis(20);
 const IDLE_POLL: Duration = Duration::from_millis(50);
 const RECALIBRATE_EVERY: Duration = Duration::from_secs(1);
 /// Rounds without new spans before the collector frees stale arrays' records
@@ -71,6 +84,40 @@ pub(crate) fn takes_short_nap(used: usize, round: usize, limit: usize, writing_t
     used > short_naps_above || (has_spare_cpu(writing_threads, cpus) && round >= STEADY_ROUND_RECORDS)
 }
 
+/// The collector's quiet nap: see [`QUIET_POLL_NO_SPARE_CPU`].
+fn quiet_nap(writing_threads: usize, cpus: usize) -> Duration {
+    if has_spare_cpu(writing_threads, cpus) {
+        QUIET_POLL
+    } else {
+        QUIET_POLL_NO_SPARE_CPU
+    }
+}
+
+/// Whether a thread opening a chunk wakes the collector from its quiet nap,
+/// with `used` bytes buffered, the thread on the CPU the collector sleeps on
+/// or not (`same_cpu`, `None` if unknown).
+///
+/// Above the wake threshold of [`nap_thresholds`] — but, while threads use
+/// every CPU, a thread on another CPU than the collector's wakes it only at
+/// 1.5× that. A wake-up across CPUs sends the sleeper's CPU an interrupt,
+/// which on this KVM guest cost the collector ~14 µs more per round than one
+/// from its own CPU, where it simply preempts the waker (4 threads: 3–4
+/// against 16–18 µs of sleep-and-wake overhead a round, collector 2.4 → 1.0
+/// ns per span). With every CPU busy, a thread on the collector's CPU opens a
+/// chunk every few microseconds, so the wake comes hardly later; the higher
+/// bar still wakes it when none does (its CPU runs other programs).
+pub(crate) fn wakes_collector(
+    used: usize,
+    limit: usize,
+    writing_threads: usize,
+    cpus: usize,
+    same_cpu: Option<bool>,
+) -> bool {
+    let (_, wake_above) = nap_thresholds(limit, writing_threads, cpus);
+    let far = same_cpu == Some(false) && !has_spare_cpu(writing_threads, cpus);
+    used > if far { wake_above + wake_above / 2 } else { wake_above }
+}
+
 /// Whether the collector has a CPU to itself: fewer threads write spans than
 /// there are CPUs.
 fn has_spare_cpu(writing_threads: usize, cpus: usize) -> bool {
@@ -78,8 +125,8 @@ fn has_spare_cpu(writing_threads: usize, cpus: usize) -> bool {
 }
 
 /// The collector's nap thresholds in buffered bytes: above the first it naps at
-/// its shortest, above the second a thread opening a chunk wakes it from a 1 ms
-/// nap.
+/// its shortest, above the second a thread opening a chunk wakes it from its
+/// quiet nap (see [`wakes_collector`]).
 ///
 /// Low ([`SHORT_NAPS_ABOVE`]) only while fewer threads write spans than there
 /// are CPUs. Once threads use every CPU, each extra wake-up preempts one of
@@ -178,7 +225,9 @@ pub(crate) fn run(tracer: &'static TracerShared, exporter: Box<dyn SpanExporter>
         } else {
             let idle = c.round == 0 && c.pending_len == 0;
             idle_rounds = if idle { idle_rounds + 1 } else { 0 };
-            let (nap, len) = if idle_rounds > 10 { (NAP_IDLE, IDLE_POLL) } else { (NAP_QUIET, QUIET_POLL) };
+            let (nap, len) =
+                if idle_rounds > 10 { (NAP_IDLE, IDLE_POLL) } else { (NAP_QUIET, quiet_nap(writing, tracer.cpus)) };
+            tracer.collector_cpu.store(current_home(), Ordering::Relaxed);
             tracer.collector_nap.store(nap, Ordering::Release);
             std::thread::park_timeout(len);
             tracer.collector_nap.store(NAP_NONE, Ordering::Relaxed);
@@ -308,6 +357,30 @@ mod tests {
         assert_eq!(nap_thresholds(4 * mib, 1, 2), (mib / 4, mib / 2));
         // No writing thread yet (the collector's first rounds): low.
         assert_eq!(nap_thresholds(32 * mib, 0, 1), (mib / 2, 2 * mib));
+    }
+
+    #[test]
+    fn a_thread_on_another_cpu_wakes_the_collector_later_only_when_every_cpu_is_busy() {
+        let mib = 1 << 20;
+        let limit = 32 * mib;
+        // Every CPU busy: 4 MiB from the collector's CPU, 6 MiB from another.
+        assert!(wakes_collector(4 * mib + 1, limit, 4, 2, Some(true)));
+        assert!(!wakes_collector(4 * mib + 1, limit, 4, 2, Some(false)));
+        assert!(!wakes_collector(6 * mib, limit, 4, 2, Some(false)));
+        assert!(wakes_collector(6 * mib + 1, limit, 4, 2, Some(false)));
+        // Unknown CPU (a thread's exit): the plain threshold.
+        assert!(wakes_collector(4 * mib + 1, limit, 4, 2, None));
+        assert!(!wakes_collector(4 * mib, limit, 4, 2, None));
+        // A CPU to spare: the collector's CPU may have no producer at all.
+        assert!(wakes_collector(2 * mib + 1, limit, 1, 2, Some(false)));
+        assert!(!wakes_collector(2 * mib, limit, 1, 2, Some(true)));
+    }
+
+    #[test]
+    fn the_quiet_nap_outlasts_a_tick_only_when_every_cpu_is_busy() {
+        assert_eq!(quiet_nap(1, 2), QUIET_POLL);
+        assert_eq!(quiet_nap(2, 2), QUIET_POLL_NO_SPARE_CPU);
+        assert!(QUIET_POLL_NO_SPARE_CPU > Duration::from_millis(10), "longer than a 100 Hz tick");
     }
 
     #[test]

@@ -224,6 +224,7 @@ impl TracerBuilder {
             control_cv: Condvar::new(),
             collector_thread: OnceLock::new(),
             collector_nap: std::sync::atomic::AtomicU8::new(NAP_NONE),
+            collector_cpu: AtomicUsize::new(usize::MAX),
             collector_heartbeat: crate::buffer::budget::CachePadded(AtomicU64::new(0)),
             starved_after_ticks,
             shut_down: AtomicBool::new(false),
@@ -242,7 +243,7 @@ impl TracerBuilder {
 
 /// The collector is running or in its shortest nap.
 pub(crate) const NAP_NONE: u8 = 0;
-/// The collector is in a 1 ms nap.
+/// The collector is in its quiet nap (1 or 20 ms, see `collector::quiet_nap`).
 pub(crate) const NAP_QUIET: u8 = 1;
 /// The collector is idle (nothing buffered) in a 50 ms sleep.
 pub(crate) const NAP_IDLE: u8 = 2;
@@ -339,6 +340,12 @@ pub(crate) struct TracerShared {
     /// What kind of sleep the collector is in: [`NAP_NONE`], [`NAP_QUIET`] or
     /// [`NAP_IDLE`]. Producers read it once per chunk to decide whether to wake it.
     pub collector_nap: std::sync::atomic::AtomicU8,
+    /// The CPU the collector last went to sleep on ([`current_home`]
+    /// numbering): a thread on it wakes the collector sooner than others (see
+    /// `collector::wakes_collector`).
+    ///
+    /// [`current_home`]: crate::buffer::budget::current_home
+    pub collector_cpu: AtomicUsize,
     /// Clock ticks at the collector's last round (its heartbeat).
     pub collector_heartbeat: crate::buffer::budget::CachePadded<AtomicU64>,
     /// 250 µs in clock ticks.
@@ -364,10 +371,12 @@ impl TracerShared {
     }
 
     /// Wakes the collector if it is in a long sleep. Called once per chunk, not
-    /// per span.
-    pub(crate) fn nudge_collector(&self) {
-        // Wake it from an idle sleep always, from a 1 ms nap once more than
-        // `nap_thresholds` says is in use (buffered memory is what the adaptive stage
+    /// per span, by a thread on CPU `cpu` if it knows ([`current_home`]).
+    ///
+    /// [`current_home`]: crate::buffer::budget::current_home
+    pub(crate) fn nudge_collector(&self, cpu: Option<usize>) {
+        // Wake it from an idle sleep always, from its quiet nap once more than
+        // `wakes_collector` says is in use (buffered memory is what the adaptive stage
         // reacts to, and slot arrays kept in flight long go cold), and
         // never from its shortest nap: waking a parked thread is a system call,
         // and doing it for every chunk was measured in the spans' p99.
@@ -375,7 +384,8 @@ impl TracerShared {
             NAP_IDLE => true,
             NAP_QUIET => {
                 let threads = self.writing_threads.load(Ordering::Relaxed);
-                self.budget.used() > crate::collector::nap_thresholds(self.budget.limit(), threads, self.cpus).1
+                let same_cpu = cpu.map(|c| c == self.collector_cpu.load(Ordering::Relaxed));
+                crate::collector::wakes_collector(self.budget.used(), self.budget.limit(), threads, self.cpus, same_cpu)
             }
             _ => false,
         };

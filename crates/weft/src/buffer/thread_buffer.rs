@@ -249,7 +249,7 @@ impl ThreadWriter {
         for i in 0..PREFETCH_AHEAD {
             prefetch_slot(self.slots, self.cap, i);
         }
-        self.tracer.nudge_collector();
+        self.tracer.nudge_collector(Some(home));
         // With more busy threads than cores, the collector may wait milliseconds
         // for a CPU while threads fill the buffer at gigabytes per second (at
         // 35 M spans/s, 2 ms fills the adaptive stage's high-water mark). When
@@ -270,7 +270,7 @@ impl Drop for ThreadWriter {
     fn drop(&mut self) {
         self.settle_heap();
         self.buffer.alive.store(false, Ordering::Release);
-        self.tracer.nudge_collector();
+        self.tracer.nudge_collector(None);
     }
 }
 
