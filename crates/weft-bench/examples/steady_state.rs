@@ -8,8 +8,15 @@
 //! docs/benchmarks.md). The control (four independent rotate/xor chains, no
 //! memory) tells a slower round of the host apart from a slower weft.
 //!
+//! `IDLE_THREADS=n` adds n threads that record one span each and then sleep
+//! until the end, as a thread pool's idle workers would: they hold buffers
+//! but write nothing, and must not make the collector act as if every CPU
+//! were busy.
+//!
 //! `cargo run --release -p weft-bench --example steady_state -- [rounds] [requests per round]`
 
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use weft::{ExportResult, Span, SpanBatch, SpanExporter};
@@ -54,6 +61,24 @@ fn main() -> anyhow::Result<()> {
     let rounds: usize = args.next().map(|s| s.parse()).transpose()?.unwrap_or(20);
     let per_round: u64 = args.next().map(|s| s.parse()).transpose()?.unwrap_or(100_000);
     let tracer = weft::builder().exporter(Discard).log_at_shutdown(false).install()?;
+    let idle: usize = match std::env::var("IDLE_THREADS") {
+        Ok(v) => v.parse().map_err(|e| anyhow::anyhow!("IDLE_THREADS={v:?}: {e}"))?,
+        Err(_) => 0,
+    };
+    let stop = Arc::new(AtomicBool::new(false));
+    let idlers: Vec<_> = (0..idle)
+        .map(|_| {
+            let stop = stop.clone();
+            std::thread::spawn(move || {
+                request();
+                while !stop.load(Ordering::Relaxed) {
+                    std::thread::sleep(Duration::from_millis(5));
+                }
+            })
+        })
+        .collect();
+    // Let the collector see the idle threads' one span each before timing.
+    std::thread::sleep(Duration::from_millis(50));
     let producer = std::thread::spawn(move || {
         (0..rounds)
             .map(|_| {
@@ -67,6 +92,10 @@ fn main() -> anyhow::Result<()> {
             .collect::<Vec<_>>()
     });
     let rows = producer.join().map_err(|_| anyhow::anyhow!("the producer panicked"))?;
+    stop.store(true, Ordering::Relaxed);
+    for t in idlers {
+        t.join().map_err(|_| anyhow::anyhow!("an idle thread panicked"))?;
+    }
     let stats = tracer.shutdown(Duration::from_secs(30))?;
     println!("round  ns/span  control");
     for (i, (span_ns, control_ns)) in rows.iter().enumerate() {

@@ -43,6 +43,15 @@ const QUIET_POLL: Duration = Duration::from_millis(1);
 /// ms nap. The nap only bounds how late a slow trickle of spans is collected.
 const QUIET_POLL_NO_SPARE_CPU: Duration = Duration::from_millis(20);
 const IDLE_POLL: Duration = Duration::from_millis(50);
+/// A thread counts as busy (for [`has_spare_cpu`]) while the collector found
+/// spans from it in the last 20 ms. Counting every thread with a buffer made
+/// a program with one busy thread and seven idle ones (a thread pool) look
+/// like one with no CPU to spare: the collector kept the high thresholds
+/// meant for busy cores, and the busy thread's spans cost 35.8–36.5 ns
+/// instead of 30.9–31.4 (`steady_state` with 7 idle threads, 4 runs each).
+/// Longer than the 20 ms quiet nap, so a round always sees a busy thread's
+/// last spans within the window.
+pub(crate) const BUSY_WINDOW: Duration = Duration::from_millis(20);
 const RECALIBRATE_EVERY: Duration = Duration::from_secs(1);
 /// Rounds without new spans before the collector frees stale arrays' records
 /// itself (see `Budget::recycle`), and how many arrays per round then.
@@ -79,14 +88,14 @@ const STEADY_ROUND_RECORDS: usize = 256;
 
 /// Whether the collector's next nap is its shortest, given the bytes buffered
 /// and the records its last round collected.
-pub(crate) fn takes_short_nap(used: usize, round: usize, limit: usize, writing_threads: usize, cpus: usize) -> bool {
-    let (short_naps_above, _) = nap_thresholds(limit, writing_threads, cpus);
-    used > short_naps_above || (has_spare_cpu(writing_threads, cpus) && round >= STEADY_ROUND_RECORDS)
+pub(crate) fn takes_short_nap(used: usize, round: usize, limit: usize, busy_threads: usize, cpus: usize) -> bool {
+    let (short_naps_above, _) = nap_thresholds(limit, busy_threads, cpus);
+    used > short_naps_above || (has_spare_cpu(busy_threads, cpus) && round >= STEADY_ROUND_RECORDS)
 }
 
 /// The collector's quiet nap: see [`QUIET_POLL_NO_SPARE_CPU`].
-fn quiet_nap(writing_threads: usize, cpus: usize) -> Duration {
-    if has_spare_cpu(writing_threads, cpus) {
+fn quiet_nap(busy_threads: usize, cpus: usize) -> Duration {
+    if has_spare_cpu(busy_threads, cpus) {
         QUIET_POLL
     } else {
         QUIET_POLL_NO_SPARE_CPU
@@ -109,19 +118,19 @@ fn quiet_nap(writing_threads: usize, cpus: usize) -> Duration {
 pub(crate) fn wakes_collector(
     used: usize,
     limit: usize,
-    writing_threads: usize,
+    busy_threads: usize,
     cpus: usize,
     same_cpu: Option<bool>,
 ) -> bool {
-    let (_, wake_above) = nap_thresholds(limit, writing_threads, cpus);
-    let far = same_cpu == Some(false) && !has_spare_cpu(writing_threads, cpus);
+    let (_, wake_above) = nap_thresholds(limit, busy_threads, cpus);
+    let far = same_cpu == Some(false) && !has_spare_cpu(busy_threads, cpus);
     used > if far { wake_above + wake_above / 2 } else { wake_above }
 }
 
-/// Whether the collector has a CPU to itself: fewer threads write spans than
-/// there are CPUs.
-fn has_spare_cpu(writing_threads: usize, cpus: usize) -> bool {
-    writing_threads < cpus
+/// Whether the collector has a CPU to itself: fewer threads are busy writing
+/// spans (see [`BUSY_WINDOW`]) than there are CPUs.
+fn has_spare_cpu(busy_threads: usize, cpus: usize) -> bool {
+    busy_threads < cpus
 }
 
 /// The collector's nap thresholds in buffered bytes: above the first it naps at
@@ -134,8 +143,8 @@ fn has_spare_cpu(writing_threads: usize, cpus: usize) -> bool {
 /// and 8 nested threads measured 52.5 vs 48.2 and 47.8 vs 39.3 ns medians
 /// (6–10 interleaved pairs, noisy), so there they stay 1/16 and 1/8 of the
 /// budget.
-pub(crate) fn nap_thresholds(limit: usize, writing_threads: usize, cpus: usize) -> (usize, usize) {
-    if has_spare_cpu(writing_threads, cpus) {
+pub(crate) fn nap_thresholds(limit: usize, busy_threads: usize, cpus: usize) -> (usize, usize) {
+    if has_spare_cpu(busy_threads, cpus) {
         ((limit / 16).min(SHORT_NAPS_ABOVE), (limit / 8).min(4 * SHORT_NAPS_ABOVE))
     } else {
         (limit / 16, limit / 8)
@@ -218,15 +227,15 @@ pub(crate) fn run(tracer: &'static TracerShared, exporter: Box<dyn SpanExporter>
             tracer.control_cv.notify_all();
             return;
         }
-        let writing = tracer.writing_threads.load(Ordering::Relaxed);
-        if takes_short_nap(tracer.budget.used(), c.round, tracer.budget.limit(), writing, tracer.cpus) {
+        let busy = tracer.busy_threads.load(Ordering::Relaxed);
+        if takes_short_nap(tracer.budget.used(), c.round, tracer.budget.limit(), busy, tracer.cpus) {
             idle_rounds = 0;
             std::thread::park_timeout(SHORT_NAP);
         } else {
             let idle = c.round == 0 && c.pending_len == 0;
             idle_rounds = if idle { idle_rounds + 1 } else { 0 };
             let (nap, len) =
-                if idle_rounds > 10 { (NAP_IDLE, IDLE_POLL) } else { (NAP_QUIET, quiet_nap(writing, tracer.cpus)) };
+                if idle_rounds > 10 { (NAP_IDLE, IDLE_POLL) } else { (NAP_QUIET, quiet_nap(busy, tracer.cpus)) };
             tracer.collector_cpu.store(current_home(), Ordering::Relaxed);
             tracer.collector_nap.store(nap, Ordering::Release);
             std::thread::park_timeout(len);
@@ -245,6 +254,8 @@ impl Collector {
             reg.buffers[self.cursors.len().min(reg.buffers.len())..].to_vec()
         };
         self.cursors.extend(buffers.into_iter().map(ThreadCursor::new));
+        let now = Instant::now();
+        let mut busy = 0;
         let mut n = 0;
         let mut i = 0;
         while i < self.cursors.len() {
@@ -253,6 +264,12 @@ impl Collector {
             let dead = !self.cursors[i].buffer.is_alive();
             let got = self.cursors[i].poll(&mut self.pending);
             n += got;
+            if got > 0 {
+                self.cursors[i].last_busy = Some(now);
+            }
+            if self.cursors[i].last_busy.is_some_and(|t| now.duration_since(t) < BUSY_WINDOW) {
+                busy += 1;
+            }
             if dead {
                 // Order-preserving removal from both lists keeps the invariant the
                 // sync above relies on: cursors mirror a prefix of the registry.
@@ -267,6 +284,7 @@ impl Collector {
             }
             i += 1;
         }
+        self.tracer.busy_threads.store(busy, Ordering::Relaxed);
         let orphans = std::mem::take(&mut *self.tracer.orphans.lock().unwrap_or_else(|e| e.into_inner()));
         if !orphans.is_empty() {
             let len = orphans.len();
@@ -348,14 +366,14 @@ mod tests {
     #[test]
     fn nap_thresholds_are_low_only_while_the_collector_has_a_cpu() {
         let mib = 1 << 20;
-        // The default budget, one writing thread on two CPUs: 512 KiB / 2 MiB.
+        // The default budget, one busy thread on two CPUs: 512 KiB / 2 MiB.
         assert_eq!(nap_thresholds(32 * mib, 1, 2), (mib / 2, 2 * mib));
-        // As many writing threads as CPUs, or more: 1/16 and 1/8 of the budget.
+        // As many busy threads as CPUs, or more: 1/16 and 1/8 of the budget.
         assert_eq!(nap_thresholds(32 * mib, 2, 2), (2 * mib, 4 * mib));
         assert_eq!(nap_thresholds(32 * mib, 64, 2), (2 * mib, 4 * mib));
         // A small budget keeps its fractions even with a CPU to spare.
         assert_eq!(nap_thresholds(4 * mib, 1, 2), (mib / 4, mib / 2));
-        // No writing thread yet (the collector's first rounds): low.
+        // No busy thread yet (the collector's first rounds): low.
         assert_eq!(nap_thresholds(32 * mib, 0, 1), (mib / 2, 2 * mib));
     }
 
@@ -374,6 +392,57 @@ mod tests {
         // A CPU to spare: the collector's CPU may have no producer at all.
         assert!(wakes_collector(2 * mib + 1, limit, 1, 2, Some(false)));
         assert!(!wakes_collector(2 * mib, limit, 1, 2, Some(true)));
+    }
+
+    /// Threads that hold a buffer but stopped writing (a pool's idle workers)
+    /// stop counting as busy once [`BUSY_WINDOW`] has passed; a writing thread
+    /// counts.
+    #[test]
+    fn only_threads_that_write_lately_count_as_busy() {
+        use std::sync::atomic::AtomicBool;
+        use std::sync::Arc;
+        let exporter = crate::InMemoryExporter::new();
+        let tracer = crate::builder().exporter(exporter.clone()).log_at_shutdown(false).install().unwrap();
+        let shared = crate::tracer::global().unwrap();
+        let stop = Arc::new(AtomicBool::new(false));
+        let spawn = |writes: bool| {
+            let stop = stop.clone();
+            std::thread::spawn(move || {
+                drop(crate::Span::root("once"));
+                while !stop.load(Ordering::Relaxed) {
+                    if writes {
+                        drop(crate::Span::root("again"));
+                    }
+                    std::thread::sleep(Duration::from_micros(200));
+                }
+            })
+        };
+        let wait_for = |what: &str, cond: &dyn Fn() -> bool| {
+            let deadline = Instant::now() + Duration::from_secs(10);
+            while !cond() {
+                assert!(Instant::now() < deadline, "timed out waiting for {what}");
+                std::thread::sleep(Duration::from_millis(1));
+            }
+        };
+        let idle: Vec<_> = (0..3).map(|_| spawn(false)).collect();
+        wait_for("three threads with buffers", &|| shared.writing_threads.load(Ordering::Relaxed) == 3);
+        // The flush has the collector take their spans: busy for a moment,
+        // then not.
+        tracer.force_flush(Duration::from_secs(5)).unwrap();
+        assert_eq!(exporter.spans().len(), 3);
+        wait_for("the idle threads to stop counting as busy", &|| shared.busy_threads.load(Ordering::Relaxed) == 0);
+        let writer = spawn(true);
+        wait_for("the writing thread to count as busy", &|| shared.busy_threads.load(Ordering::Relaxed) == 1);
+        // It stays the only busy one while the idle threads keep their buffers
+        // (it may drop out for a moment itself, if descheduled that long).
+        std::thread::sleep(BUSY_WINDOW * 2);
+        assert!(shared.busy_threads.load(Ordering::Relaxed) <= 1);
+        assert_eq!(shared.writing_threads.load(Ordering::Relaxed), 4);
+        stop.store(true, Ordering::Relaxed);
+        for t in idle.into_iter().chain([writer]) {
+            t.join().unwrap();
+        }
+        tracer.shutdown(Duration::from_secs(5)).unwrap();
     }
 
     #[test]

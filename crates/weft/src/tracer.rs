@@ -216,6 +216,7 @@ impl TracerBuilder {
             resource: Arc::new(self.resource),
             registry: Mutex::new(Registry::default()),
             writing_threads: AtomicUsize::new(0),
+            busy_threads: AtomicUsize::new(0),
             cpus: std::thread::available_parallelism().map_or(1, |n| n.get()),
             orphans: Mutex::new(Vec::new()),
             orphan_counters: OrphanCounters::default(),
@@ -329,6 +330,10 @@ pub(crate) struct TracerShared {
     pub registry: Mutex<Registry>,
     /// Threads with a live buffer (sizes their chunks); kept by the registry.
     pub writing_threads: AtomicUsize,
+    /// Threads that published spans lately, as the collector last counted
+    /// (`collector::BUSY_WINDOW`): whether the collector has a CPU to spare
+    /// depends on these, not on threads that only hold a buffer.
+    pub busy_threads: AtomicUsize,
     /// CPUs this process may run on (at start).
     pub cpus: usize,
     pub orphans: Mutex<Vec<SpanRecord>>,
@@ -383,7 +388,7 @@ impl TracerShared {
         let wake = match self.collector_nap.load(Ordering::Relaxed) {
             NAP_IDLE => true,
             NAP_QUIET => {
-                let threads = self.writing_threads.load(Ordering::Relaxed);
+                let threads = self.busy_threads.load(Ordering::Relaxed);
                 let same_cpu = cpu.map(|c| c == self.collector_cpu.load(Ordering::Relaxed));
                 crate::collector::wakes_collector(self.budget.used(), self.budget.limit(), threads, self.cpus, same_cpu)
             }

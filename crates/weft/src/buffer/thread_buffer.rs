@@ -281,11 +281,13 @@ pub(crate) struct ThreadCursor {
     taken: usize,
     /// Records this cursor has handed to the collector.
     pub collected: u64,
+    /// When a poll last found new records (set by the collector).
+    pub last_busy: Option<std::time::Instant>,
 }
 
 impl ThreadCursor {
     pub(crate) fn new(buffer: Arc<ThreadBuffer>) -> Self {
-        ThreadCursor { buffer, chunk: None, taken: 0, collected: 0 }
+        ThreadCursor { buffer, chunk: None, taken: 0, collected: 0, last_busy: None }
     }
 
     /// Appends every newly published record as ranges to `out`; returns how many.
