@@ -49,8 +49,8 @@ const IDLE_POLL: Duration = Duration::from_millis(50);
 /// like one with no CPU to spare: the collector kept the high thresholds
 /// meant for busy cores, and the busy thread's spans cost 35.8–36.5 ns
 /// instead of 30.9–31.4 (`steady_state` with 7 idle threads, 4 runs each).
-/// Longer than the 20 ms quiet nap, so a round always sees a busy thread's
-/// last spans within the window.
+/// As long as the quiet nap of busy cores, so a busy thread that wrote
+/// during a nap still counts in the round after it.
 pub(crate) const BUSY_WINDOW: Duration = Duration::from_millis(20);
 const RECALIBRATE_EVERY: Duration = Duration::from_secs(1);
 /// Rounds without new spans before the collector frees stale arrays' records
@@ -137,8 +137,8 @@ fn has_spare_cpu(busy_threads: usize, cpus: usize) -> bool {
 /// its shortest, above the second a thread opening a chunk wakes it from its
 /// quiet nap (see [`wakes_collector`]).
 ///
-/// Low ([`SHORT_NAPS_ABOVE`]) only while fewer threads write spans than there
-/// are CPUs. Once threads use every CPU, each extra wake-up preempts one of
+/// Low ([`SHORT_NAPS_ABOVE`]) only while fewer threads are busy writing spans
+/// than there are CPUs. Once threads use every CPU, each extra wake-up preempts one of
 /// them (see [`SHORT_NAP`]); with the low thresholds at every thread count, 4
 /// and 8 nested threads measured 52.5 vs 48.2 and 47.8 vs 39.3 ns medians
 /// (6–10 interleaved pairs, noisy), so there they stay 1/16 and 1/8 of the
