@@ -289,9 +289,18 @@ impl Collector {
         if !orphans.is_empty() {
             let len = orphans.len();
             let chunk = Chunk::from_records(orphans, len * SLOT_BYTES, &self.tracer.budget);
-            // SAFETY: a chunk built from records is fully published.
-            self.pending.push_back(unsafe { ChunkRange::new(chunk, 0, len) });
-            n += len;
+            // A chunk built from records is sealed and fully published.
+            if let Some(r) = chunk.claim(len) {
+                self.pending.push_back(r);
+                n += len;
+            }
+        }
+        // Records a thread claimed for the exporter's direct submitter, which
+        // refused them (rare: the lock is uncontended).
+        let handed_back = std::mem::take(&mut *self.tracer.handed_back.lock().unwrap_or_else(|e| e.into_inner()));
+        for r in handed_back {
+            n += r.len();
+            self.pending.push_back(r);
         }
         self.pending_len += n;
         self.round += n;

@@ -89,7 +89,9 @@ pub use attributes::INLINE_ATTRIBUTES;
 pub use context::{SpanContext, TraceState};
 pub use env::EnvConfig;
 pub use error::{InitError, ParseError};
-pub use export::{ConsoleExporter, ExportError, ExportResult, InMemoryExporter, Settlement, SpanBatch, SpanExporter};
+pub use export::{
+    ConsoleExporter, DirectSubmit, ExportError, ExportResult, InMemoryExporter, Settlement, SpanBatch, SpanExporter,
+};
 pub use future::{FutureExt, InSpan};
 pub use ids::{SpanId, TraceFlags, TraceId};
 pub use record::{Attributes, Event, Link, SpanExtras, SpanKind, SpanRecord, Status};

@@ -284,6 +284,22 @@ impl LocalState {
         }
     }
 
+    /// Hands the records this thread's writer claimed for the exporter's direct
+    /// submitter (see `ThreadWriter::grow`) to it. The writer is borrowed only
+    /// to take them: the exporter runs with no reference into this state, so
+    /// spans it records are written as any others.
+    #[cold]
+    #[inline(never)]
+    pub(crate) fn hand_off(&self, tracer: &'static TracerShared) {
+        let range = match self.writer(tracer) {
+            Some(w) => w.take_handoff(),
+            None => None,
+        };
+        if let Some(range) = range {
+            tracer.submit_directly(range);
+        }
+    }
+
     /// This thread's counters for `tracer` (registering it as [`Self::writer`]
     /// does): the unsampled path's only thread-local write. `None` as for
     /// [`Self::writer`].

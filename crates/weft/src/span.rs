@@ -445,7 +445,11 @@ impl Span {
     /// The body of [`Span::finish_recording`], inlined into each build.
     #[inline(always)]
     fn finish_recording_body(&mut self, l: &LocalState, end: Option<u64>) {
-        match &mut self.inner {
+        // Whether filling a chunk left records for the exporter's direct
+        // submitter (see `ThreadWriter::grow`), handed over once the record
+        // is stored and the writer no longer borrowed.
+        let mut hand_off = false;
+        let tracer = match &mut self.inner {
             Inner::Recording(r) => {
                 let tracer = r.tracer;
                 if l.has_pending() {
@@ -487,6 +491,7 @@ impl Span {
                                 // `Recording` until its last line, and an unwind
                                 // would end (and free) the moved record again.
                                 w.commit(heap, needs_drop);
+                                hand_off = w.has_handoff();
                             }
                             // No room: the drop was counted; free the record here.
                             // SAFETY: dropped once; the record is replaced below.
@@ -502,13 +507,17 @@ impl Span {
                         unsafe { r.orphan_record() }
                     }
                 }
+                tracer
             }
             Inner::NonRecording(_) | Inner::Noop => return,
-        }
+        };
         // The record has moved (or been freed): the span stops being `Recording`
         // so that nothing reaches it again. (`Inner` has no drop glue: this
         // assignment frees nothing.)
         self.inner = Inner::Noop;
+        if hand_off {
+            l.hand_off(tracer);
+        }
     }
 }
 

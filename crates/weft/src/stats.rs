@@ -86,6 +86,10 @@ pub struct Stats {
     pub buffered: u64,
     /// Export calls made.
     pub export_batches: u64,
+    /// Of `export_batches`, those application threads handed to the
+    /// exporter's direct submitter while the collector waited for a CPU
+    /// ([`crate::DirectSubmit`]).
+    pub direct_batches: u64,
     /// Bytes of span buffers in use now, including the heap data (owned strings,
     /// events) of exported spans whose freeing waits for the next thread that
     /// opens a buffer chunk, or for the idle collector (0 after shutdown).

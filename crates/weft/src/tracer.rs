@@ -7,11 +7,14 @@ use std::sync::{Arc, Condvar, Mutex, OnceLock};
 use std::thread::{JoinHandle, Thread};
 use std::time::{Duration, Instant};
 
+use std::panic::{catch_unwind, AssertUnwindSafe};
+
 use crate::buffer::budget::Budget;
+use crate::buffer::chunk::ChunkRange;
 use crate::buffer::thread_buffer::{ThreadBuffer, ThreadCounters};
 use crate::collector;
 use crate::error::InitError;
-use crate::export::SpanExporter;
+use crate::export::{DirectSubmit, Settlement, SpanBatch, SpanExporter};
 use crate::record::SpanRecord;
 use crate::resource::Resource;
 use crate::sampler::adaptive::AdaptiveConfig;
@@ -174,7 +177,7 @@ impl TracerBuilder {
 
     /// Starts the collector and makes this the tracer new root spans use.
     pub fn install(self) -> Result<Tracer, InitError> {
-        let exporter = self.exporter.ok_or_else(|| InitError::InvalidConfig("no exporter configured".into()))?;
+        let mut exporter = self.exporter.ok_or_else(|| InitError::InvalidConfig("no exporter configured".into()))?;
         if self.max_batch_spans == 0 {
             return Err(InitError::InvalidConfig("max_batch_spans must be at least 1".into()));
         }
@@ -203,6 +206,7 @@ impl TracerBuilder {
         // outlive every span, including ones that end after shutdown.
         let clock = crate::clock::Clock::new();
         let starved_after_ticks = clock.ticks_for(Duration::from_micros(250));
+        let direct = exporter.direct();
         let shared: &'static TracerShared = Box::leak(Box::new(TracerShared {
             budget: Budget::new(self.memory_limit),
             clock,
@@ -219,6 +223,8 @@ impl TracerBuilder {
             busy_threads: AtomicUsize::new(0),
             cpus: std::thread::available_parallelism().map_or(1, |n| n.get()),
             orphans: Mutex::new(Vec::new()),
+            direct,
+            handed_back: Mutex::new(Vec::new()),
             orphan_counters: OrphanCounters::default(),
             out: CollectorCounters::default(),
             control: Mutex::new(Control::default()),
@@ -295,13 +301,17 @@ pub(crate) struct OrphanCounters {
     pub dropped_memory: AtomicU64,
 }
 
-/// Written by the collector thread only.
+/// Export outcomes and calls, written by settlements and whichever thread
+/// exports (the collector, or an application thread handing a chunk to the
+/// exporter directly).
 #[derive(Default)]
 pub(crate) struct CollectorCounters {
     pub exported: AtomicU64,
     pub export_failed: AtomicU64,
     pub export_rejected: AtomicU64,
     pub batches: AtomicU64,
+    /// Of `batches`, those application threads handed over directly.
+    pub direct_batches: AtomicU64,
 }
 
 #[derive(Default)]
@@ -337,6 +347,12 @@ pub(crate) struct TracerShared {
     /// CPUs this process may run on (at start).
     pub cpus: usize,
     pub orphans: Mutex<Vec<SpanRecord>>,
+    /// The exporter's offer to take batches from any thread
+    /// ([`crate::SpanExporter::direct`]).
+    pub direct: Option<Arc<dyn DirectSubmit>>,
+    /// Records a thread claimed for the direct submitter, which refused
+    /// them: the collector exports them with the rest.
+    pub handed_back: Mutex<Vec<ChunkRange>>,
     pub orphan_counters: OrphanCounters,
     pub out: CollectorCounters,
     pub control: Mutex<Control>,
@@ -417,6 +433,39 @@ impl TracerShared {
         }
     }
 
+    /// Hands records a thread claimed from its own sealed chunk to the
+    /// exporter's direct submitter (see `ThreadWriter::grow`), or back to the
+    /// collector if it refuses or the tracer is shutting down. Runs on the
+    /// application thread, outside any borrow of its thread-local state: the
+    /// exporter may record spans.
+    #[cold]
+    pub(crate) fn submit_directly(&'static self, range: ChunkRange) {
+        let direct = match &self.direct {
+            Some(d) if !self.shut_down.load(Ordering::Acquire) => d,
+            _ => return self.hand_back(vec![range]),
+        };
+        let n = range.len() as u64;
+        let batch = SpanBatch::new(vec![range], self.resource.clone(), self.clock.anchor());
+        let settlement = Settlement::new(self, n);
+        // A panic drops the batch's settlement while unwinding, which counts
+        // its spans as failed; it must not unwind into the span's caller.
+        match catch_unwind(AssertUnwindSafe(|| direct.try_submit(batch, settlement))) {
+            Ok(Ok(())) | Err(_) => {
+                self.out.batches.fetch_add(1, Ordering::Relaxed);
+                self.out.direct_batches.fetch_add(1, Ordering::Relaxed);
+            }
+            Ok(Err((batch, settlement))) => {
+                settlement.cancel();
+                self.hand_back(batch.into_ranges());
+            }
+        }
+    }
+
+    /// Gives claimed records to the collector (a rare, locked path).
+    pub(crate) fn hand_back(&self, ranges: Vec<ChunkRange>) {
+        self.handed_back.lock().unwrap_or_else(|e| e.into_inner()).extend(ranges);
+    }
+
     /// The current accounting.
     pub(crate) fn stats(&self) -> Stats {
         if let Some(s) = self.final_stats.get() {
@@ -466,6 +515,7 @@ impl TracerShared {
             exported,
             buffered,
             export_batches: self.out.batches.load(Ordering::Relaxed),
+            direct_batches: self.out.direct_batches.load(Ordering::Relaxed),
             memory_used_bytes: self.budget.used() as u64,
             memory_peak_bytes: self.budget.peak() as u64,
             memory_limit_bytes: self.budget.limit() as u64,

@@ -4,10 +4,18 @@
 //! `Release` store; readers load `len` with `Acquire` and may read every slot below
 //! it, which the writer never touches again. When full, the writer links a new
 //! chunk through `next` and sets `sealed`, so a reader that sees `sealed` knows
-//! `len` is final and where to continue. A chunk is shared through `Arc`: the
-//! writer, the collector's cursor and every exported batch range hold it, and the
-//! last one to let go returns its bytes to the budget and its array to the pool,
-//! its records to be dropped there or later (`Budget::recycle`).
+//! `len` is final and where to continue.
+//!
+//! Published records leave the chunk as [`ChunkRange`]s, each *claimed* once
+//! ([`Chunk::claim`]): usually by the collector's cursor, and by the owner
+//! itself when it hands a sealed chunk straight to the exporter while the
+//! collector waits for a CPU (see `ThreadWriter::grow`). The slot array is
+//! released — its bytes to the budget, the array to the pool, its records to
+//! be dropped there or later (`Budget::recycle`) — as soon as the chunk is
+//! sealed, every record is claimed and no range is left (its *holds* reach
+//! zero), not when the last `Arc` to the chunk goes: a sealed chunk stays
+//! linked from its predecessor until the collector's cursor passes it, and a
+//! chunk exported by its owner must not stay charged that long.
 
 use std::cell::UnsafeCell;
 use std::mem::MaybeUninit;
@@ -52,12 +60,24 @@ pub(crate) struct Chunk {
     /// opened or sealed the chunk): the array goes back to that CPU's stack
     /// in the pool (see `Budget::recent`).
     home: AtomicUsize,
-    slots: Slots,
+    /// Records handed out as ranges: `0..claimed` (see [`Chunk::claim`]).
+    claimed: AtomicUsize,
+    /// Parties that may still touch the slots: the owner until it seals the
+    /// chunk, each live [`ChunkRange`], and each claim in progress.
+    holds: AtomicUsize,
+    /// Set by whoever releases the slots, once.
+    released: AtomicBool,
+    /// The slot array's length (constant; `slots` is emptied when released).
+    cap: usize,
+    /// Taken (left empty) when released; touched only by holders before that
+    /// and by the one releasing party.
+    slots: UnsafeCell<Slots>,
 }
 
 // SAFETY: slots are written only by the single owner before being published with a
-// Release store of `len`, and only read (never written) below `len` afterwards.
-// `SpanRecord` is `Send + Sync`.
+// Release store of `len`, and only read (never written) below `len` afterwards,
+// by holders of a range; the array is taken out only by the one party that
+// finds no hold left (`released`). `SpanRecord` is `Send + Sync`.
 unsafe impl Send for Chunk {}
 unsafe impl Sync for Chunk {}
 
@@ -81,7 +101,11 @@ impl Chunk {
             needs_drop: AtomicBool::new(false),
             orphan: false,
             home: AtomicUsize::new(home),
-            slots,
+            claimed: AtomicUsize::new(0),
+            holds: AtomicUsize::new(1), // the owner's, until it seals
+            released: AtomicBool::new(false),
+            cap,
+            slots: UnsafeCell::new(slots),
         })
     }
 
@@ -99,12 +123,82 @@ impl Chunk {
             needs_drop: AtomicBool::new(true),
             orphan: true,
             home: AtomicUsize::new(0),
-            slots,
+            claimed: AtomicUsize::new(0),
+            holds: AtomicUsize::new(0), // no owner
+            released: AtomicBool::new(false),
+            cap: n,
+            slots: UnsafeCell::new(slots),
         })
     }
 
     pub(crate) fn capacity(&self) -> usize {
-        self.slots.len()
+        self.cap
+    }
+
+    /// The slot array. Only for holders (the owner before sealing, a range's
+    /// holder), which keep it from being released.
+    #[inline(always)]
+    fn slots(&self) -> &[UnsafeCell<MaybeUninit<SpanRecord>>] {
+        // SAFETY: the field itself is replaced only by the releasing party,
+        // when no hold is left; the caller holds one.
+        unsafe { &*self.slots.get() }
+    }
+
+    /// Claims the published records from where the last claim ended up to
+    /// `end` (a value [`Chunk::published`] returned, or the final length once
+    /// sealed): a range over them, or `None` if they were claimed already.
+    /// Each record is claimed exactly once, by whichever of the collector's
+    /// cursor and the owner gets there first.
+    pub(crate) fn claim(self: &Arc<Chunk>, end: usize) -> Option<ChunkRange> {
+        // Hold first, then claim: whoever finds no hold left and every record
+        // claimed may release the slots, so a claim must never be visible
+        // before its hold (see `drop_hold`).
+        self.holds.fetch_add(1, Ordering::AcqRel);
+        let start = self.claimed.fetch_max(end, Ordering::AcqRel);
+        if start < end {
+            // The hold taken above is the range's.
+            return Some(ChunkRange { chunk: self.clone(), start: start as u32, end: end as u32 });
+        }
+        self.drop_hold();
+        None
+    }
+
+    /// Whether published records up to `end` wait to be claimed (a read, no
+    /// write: the collector checks every thread's chunk each round).
+    #[inline]
+    pub(crate) fn has_unclaimed(&self, end: usize) -> bool {
+        self.claimed.load(Ordering::Acquire) < end
+    }
+
+    /// Gives up one hold; the last, on a sealed and fully claimed chunk,
+    /// releases the slots.
+    pub(crate) fn drop_hold(&self) {
+        if self.holds.fetch_sub(1, Ordering::AcqRel) == 1 {
+            self.release_if_done();
+        }
+    }
+
+    /// Releases the slots if the chunk is sealed, every record is claimed and
+    /// no hold is left. Claimed is read before holds: a claim that made
+    /// `claimed` final took its hold before, so that hold is seen here unless
+    /// it was given up already (and its holder checks again itself); any
+    /// later claim gets nothing and touches no slot.
+    fn release_if_done(&self) {
+        if !self.is_sealed() {
+            return;
+        }
+        let len = self.len.load(Ordering::Acquire);
+        if self.claimed.load(Ordering::Acquire) < len || self.holds.load(Ordering::Acquire) != 0 {
+            return;
+        }
+        if self.released.swap(true, Ordering::AcqRel) {
+            return;
+        }
+        // SAFETY: no hold is left and none can touch the slots again (every
+        // record is claimed and the owner has sealed); `released` makes this
+        // the only party to take them.
+        let slots = std::mem::take(unsafe { &mut *self.slots.get() });
+        self.free_slots(slots);
     }
 
     /// Writes slot `i` and publishes `i + 1` records.
@@ -115,8 +209,8 @@ impl Chunk {
     #[cfg(test)]
     pub(crate) unsafe fn write(&self, i: usize, rec: SpanRecord) {
         self.mark_needs_drop();
-        debug_assert!(i < self.slots.len());
-        (*self.slots.get_unchecked(i).get()).write(rec);
+        debug_assert!(i < self.cap);
+        (*self.slots().get_unchecked(i).get()).write(rec);
         self.len.store(i + 1, Ordering::Release);
     }
 
@@ -126,7 +220,7 @@ impl Chunk {
     #[inline(always)]
     pub(crate) fn slots_ptr(&self) -> *mut SpanRecord {
         // `UnsafeCell<MaybeUninit<T>>` has the layout of `T`.
-        UnsafeCell::raw_get(self.slots.as_ptr()) as *mut SpanRecord
+        UnsafeCell::raw_get(self.slots().as_ptr()) as *mut SpanRecord
     }
 
     /// The published length, for the owner to publish `len` records with a
@@ -149,7 +243,8 @@ impl Chunk {
     }
 
     /// Links `next` and seals this chunk, noting `home` as the CPU that wrote
-    /// its last slots. Owner only, once.
+    /// its last slots. Owner only, once; the owner's hold stays until it
+    /// calls [`Chunk::drop_hold`].
     pub(crate) fn seal_with_next(&self, next: Arc<Chunk>, home: usize) {
         self.home.store(home, Ordering::Relaxed);
         self.next.store(Arc::into_raw(next) as *mut Chunk, Ordering::Relaxed);
@@ -177,25 +272,27 @@ impl Chunk {
     /// Records `start..end`.
     ///
     /// # Safety
-    /// `end` must not exceed a value previously returned by `published()`.
+    /// `end` must not exceed a value previously returned by `published()`, and
+    /// the caller must hold the slots (a range over them).
     pub(crate) unsafe fn records(&self, start: usize, end: usize) -> &[SpanRecord] {
-        let s = &self.slots[start..end];
+        let s = &self.slots()[start..end];
         std::slice::from_raw_parts(s.as_ptr() as *const SpanRecord, s.len())
     }
-}
 
-impl Drop for Chunk {
-    fn drop(&mut self) {
-        let len = if *self.needs_drop.get_mut() { *self.len.get_mut() } else { 0 };
-        let charged = *self.charged.get_mut();
+    /// Returns the slot array's bytes to the budget and the array to the pool
+    /// (records needing a destructor are dropped there or later: see
+    /// `Budget::recycle`). Called once: by the party that released the slots,
+    /// or by the drop of a chunk whose slots were never released.
+    fn free_slots(&self, mut slots: Slots) {
+        let len = if self.needs_drop.load(Ordering::Acquire) { self.len.load(Ordering::Acquire) } else { 0 };
+        let charged = self.charged.load(Ordering::Acquire);
         // Arrays of thread chains return to the pool; those built from orphan
         // records (any length) were never counted there.
-        if self.slots.len().is_power_of_two() && (SMALL_CHUNK..=MAX_CHUNK).contains(&self.slots.len()) && !self.orphan {
-            let slots = std::mem::take(&mut self.slots);
+        if slots.len().is_power_of_two() && (SMALL_CHUNK..=MAX_CHUNK).contains(&slots.len()) && !self.orphan {
             // The records' heap data stays charged until they are dropped, which
             // the budget may defer to a producing thread (see `Budget::stale`).
             let heap = charged.saturating_sub(Self::bytes_for(slots.len()));
-            let home = *self.home.get_mut();
+            let home = self.home.load(Ordering::Relaxed);
             self.budget.release(charged - heap);
             if len == 0 {
                 self.budget.release(heap);
@@ -204,11 +301,20 @@ impl Drop for Chunk {
                 self.budget.recycle(slots, len, heap, home);
             }
         } else {
-            for slot in &mut self.slots[..len] {
+            for slot in &mut slots[..len] {
                 // SAFETY: slots below `len` were initialised and are dropped once, here.
                 unsafe { slot.get_mut().assume_init_drop() };
             }
             self.budget.release(charged);
+        }
+    }
+}
+
+impl Drop for Chunk {
+    fn drop(&mut self) {
+        if !*self.released.get_mut() {
+            let slots = std::mem::take(self.slots.get_mut());
+            self.free_slots(slots);
         }
         // Unlink the rest of the chain iteratively so a long unread chain cannot
         // overflow the stack through recursive drops.
@@ -225,19 +331,21 @@ impl Drop for Chunk {
     }
 }
 
-/// A range of published records in one chunk; keeps the chunk alive.
+/// A range of claimed, published records in one chunk ([`Chunk::claim`]);
+/// keeps the chunk alive and holds its slots.
 pub(crate) struct ChunkRange {
     chunk: Arc<Chunk>,
     start: u32,
     end: u32,
 }
 
-impl ChunkRange {
-    /// # Safety
-    /// `end` must not exceed a value `chunk.published()` returned.
-    pub(crate) unsafe fn new(chunk: Arc<Chunk>, start: usize, end: usize) -> Self {
-        ChunkRange { chunk, start: start as u32, end: end as u32 }
+impl Drop for ChunkRange {
+    fn drop(&mut self) {
+        self.chunk.drop_hold();
     }
+}
+
+impl ChunkRange {
     pub(crate) fn len(&self) -> usize {
         (self.end - self.start) as usize
     }
@@ -251,7 +359,7 @@ impl ChunkRange {
     /// No reference to these records may exist, and none may be taken, until
     /// this returns: the caller holds the only range over them.
     pub(crate) unsafe fn settle_times(&self, anchor: Anchor) {
-        for slot in &self.chunk.slots[self.start as usize..self.end as usize] {
+        for slot in &self.chunk.slots()[self.start as usize..self.end as usize] {
             // SAFETY: below the published length (`new`'s contract), so
             // initialised and never written by the owner again; by the
             // caller's promise nothing else refers to it.
@@ -262,6 +370,8 @@ impl ChunkRange {
     /// Splits off the first `n` records into their own range.
     pub(crate) fn split_front(&mut self, n: usize) -> ChunkRange {
         let mid = self.start + n as u32;
+        // The front's own hold (this range's keeps the count above zero).
+        self.chunk.holds.fetch_add(1, Ordering::AcqRel);
         let front = ChunkRange { chunk: self.chunk.clone(), start: self.start, end: mid };
         self.start = mid;
         front

@@ -126,6 +126,11 @@ pub(crate) struct ThreadWriter {
     /// New traces shed by the adaptive stage since this thread last yielded to
     /// a starved collector.
     pub shed_streak: u32,
+    /// Records of this thread's last sealed chunk, claimed in `grow` for the
+    /// exporter's direct submitter; handed over once the span that filled
+    /// the chunk has ended (`LocalState::hand_off`), outside any borrow of
+    /// this writer.
+    handoff: Option<ChunkRange>,
 }
 
 impl ThreadWriter {
@@ -148,7 +153,19 @@ impl ThreadWriter {
             uncharged_heap: 0,
             pressure: false,
             shed_streak: 0,
+            handoff: None,
         }
+    }
+
+    /// Whether `grow` claimed records to hand to the exporter directly.
+    #[inline(always)]
+    pub(crate) fn has_handoff(&self) -> bool {
+        self.handoff.is_some()
+    }
+
+    /// The records to hand to the exporter directly, if any.
+    pub(crate) fn take_handoff(&mut self) -> Option<ChunkRange> {
+        self.handoff.take()
     }
 
     #[inline]
@@ -233,12 +250,32 @@ impl ThreadWriter {
         };
         self.settle_heap();
         let new = Chunk::with_slots(slots, &self.tracer.budget, home);
+        // With more busy threads than cores, the collector may wait milliseconds
+        // for a CPU while threads fill the buffer at gigabytes per second (at
+        // 35 M spans/s, 2 ms fills the adaptive stage's high-water mark). When
+        // the buffer is an eighth full and the collector has not run for 250 µs,
+        // this thread does the collector's work for the chunk it just filled:
+        // it claims its records and, once the span being ended is stored,
+        // hands them to the exporter itself (`TracerShared::submit_directly`)
+        // if the exporter takes batches from any thread. Otherwise it wakes the
+        // collector (it may be parked past its nap) and gives up the rest of
+        // its time slice — once per chunk of up to 256 spans. Both cost nothing
+        // while the collector keeps up.
+        let starved = self.tracer.budget.used() > self.tracer.budget.limit() / 8 && self.tracer.collector_is_starved();
         // Kept alive by `chunk`, set below.
         self.slots = new.slots_ptr();
         self.cap = new.capacity();
         self.published = new.published_cell();
         match self.chunk.replace(new.clone()) {
-            Some(old) => old.seal_with_next(new, home),
+            Some(old) => {
+                old.seal_with_next(new, home);
+                if starved && self.tracer.direct.is_some() && self.handoff.is_none() {
+                    self.handoff = old.claim(self.len);
+                }
+                // The owner's hold: the chunk is sealed and this thread never
+                // touches its slots again.
+                old.drop_hold();
+            }
             None => {
                 if let Ok(mut first) = self.buffer.first.lock() {
                     *first = Some(new);
@@ -250,15 +287,7 @@ impl ThreadWriter {
             prefetch_slot(self.slots, self.cap, i);
         }
         self.tracer.nudge_collector(Some(home));
-        // With more busy threads than cores, the collector may wait milliseconds
-        // for a CPU while threads fill the buffer at gigabytes per second (at
-        // 35 M spans/s, 2 ms fills the adaptive stage's high-water mark). When
-        // the buffer is an eighth full and the collector has not run for 250 µs,
-        // this thread wakes it (it may be parked past its nap) and gives up the
-        // rest of its time slice — once per chunk of up to 256 spans — so the
-        // collector runs before memory pressure forces the adaptive stage to shed
-        // traces. It costs nothing while the collector keeps up.
-        if self.tracer.budget.used() > self.tracer.budget.limit() / 8 && self.tracer.collector_is_starved() {
+        if starved && self.handoff.is_none() {
             self.tracer.wake_collector();
             std::thread::yield_now();
         }
@@ -269,6 +298,14 @@ impl ThreadWriter {
 impl Drop for ThreadWriter {
     fn drop(&mut self) {
         self.settle_heap();
+        // Handed over at the end of the span that claimed them; should one be
+        // left (a panic in between), the collector exports it.
+        if let Some(r) = self.handoff.take() {
+            self.tracer.hand_back(vec![r]);
+        }
+        if let Some(c) = &self.chunk {
+            c.drop_hold();
+        }
         self.buffer.alive.store(false, Ordering::Release);
         self.tracer.nudge_collector(None);
     }
@@ -278,7 +315,6 @@ impl Drop for ThreadWriter {
 pub(crate) struct ThreadCursor {
     pub buffer: Arc<ThreadBuffer>,
     chunk: Option<Arc<Chunk>>,
-    taken: usize,
     /// Records this cursor has handed to the collector.
     pub collected: u64,
     /// When a poll last found new records (set by the collector).
@@ -287,31 +323,30 @@ pub(crate) struct ThreadCursor {
 
 impl ThreadCursor {
     pub(crate) fn new(buffer: Arc<ThreadBuffer>) -> Self {
-        ThreadCursor { buffer, chunk: None, taken: 0, collected: 0, last_busy: None }
+        ThreadCursor { buffer, chunk: None, collected: 0, last_busy: None }
     }
 
     /// Appends every newly published record as ranges to `out`; returns how many.
     pub(crate) fn poll(&mut self, out: &mut impl Extend<ChunkRange>) -> usize {
         if self.chunk.is_none() {
             self.chunk = self.buffer.first.lock().ok().and_then(|mut f| f.take());
-            self.taken = 0;
         }
         let mut n = 0;
         while let Some(chunk) = &self.chunk {
             let sealed = chunk.is_sealed();
             let len = chunk.published();
-            if len > self.taken {
-                // SAFETY: `len` was just returned by `published()`.
-                out.extend(Some(unsafe { ChunkRange::new(chunk.clone(), self.taken, len) }));
-                n += len - self.taken;
-                self.taken = len;
+            // The owner may have claimed some already (see `ThreadWriter::grow`).
+            if chunk.has_unclaimed(len) {
+                if let Some(r) = chunk.claim(len) {
+                    n += r.len();
+                    out.extend(Some(r));
+                }
             }
             if !sealed {
                 break;
             }
             let next = chunk.take_next();
             self.chunk = next;
-            self.taken = 0;
         }
         self.collected += n as u64;
         n
@@ -428,6 +463,132 @@ mod tests {
         }
         writer.join().unwrap();
         assert_eq!(next_expected - 1, n);
+        drop(cursor);
+        assert_eq!(budget.used(), 0, "every chunk returned what it was charged");
+    }
+
+    /// A chunk its owner sealed, claimed and handed over (the direct path of
+    /// `ThreadWriter::grow`) gives its bytes back as soon as the hand-over is
+    /// done — while the collector's cursor still sits on an earlier chunk that
+    /// links to it — and the cursor then skips its records.
+    #[test]
+    fn a_chunk_its_owner_handed_over_is_released_before_the_cursor_reaches_it() {
+        let budget: &'static Budget = Box::leak(Box::new(Budget::new(1 << 30)));
+        let new = || {
+            assert!(budget.try_charge(Chunk::bytes_for(SMALL_CHUNK)));
+            Chunk::with_slots(budget.take_slots(SMALL_CHUNK, 0).unwrap(), budget, 0)
+        };
+        let fill = |c: &Arc<Chunk>, from: u64| {
+            for i in 0..SMALL_CHUNK {
+                unsafe { c.write(i, rec(from + i as u64)) };
+            }
+        };
+        let (a, b, c) = (new(), new(), new());
+        let buffer = Arc::new(ThreadBuffer {
+            counters: Default::default(),
+            first: Mutex::new(Some(a.clone())),
+            alive: AtomicBool::new(true),
+        });
+        let mut cursor = ThreadCursor::new(buffer);
+        fill(&a, 0);
+        a.seal_with_next(b.clone(), 0);
+        a.drop_hold();
+        fill(&b, SMALL_CHUNK as u64);
+        b.seal_with_next(c.clone(), 0);
+        let handed = b.claim(SMALL_CHUNK).expect("the owner claims its sealed chunk");
+        assert!(b.claim(SMALL_CHUNK).is_none(), "each record is claimed once");
+        b.drop_hold();
+        drop(b);
+        let before = budget.used();
+        assert_eq!(handed.records().len(), SMALL_CHUNK);
+        drop(handed);
+        assert_eq!(budget.used(), before - Chunk::bytes_for(SMALL_CHUNK), "released on the hand-over, not later");
+        let mut ranges: Vec<ChunkRange> = Vec::new();
+        assert_eq!(cursor.poll(&mut ranges), SMALL_CHUNK, "the cursor takes only the chunk not handed over");
+        let ids: Vec<u64> = ranges.iter().flat_map(|r| r.records().iter().map(|r| r.span_id.to_u64())).collect();
+        assert_eq!(ids, (1..=SMALL_CHUNK as u64).collect::<Vec<_>>());
+        drop(ranges);
+        drop(cursor);
+        drop(c);
+        assert_eq!(budget.used(), 0, "every chunk returned what it was charged");
+    }
+
+    /// Stress: the writer hands every other chunk over itself as it seals it
+    /// (sometimes after the reader took part of it) while the reader polls;
+    /// every record is taken exactly once, by one side or the other, and each
+    /// side sees its records fully written and in order.
+    #[test]
+    fn an_owner_handing_chunks_over_and_a_concurrent_reader_take_every_record_once() {
+        let budget: &'static Budget = Box::leak(Box::new(Budget::new(1 << 30)));
+        let open = move || {
+            assert!(budget.try_charge(Chunk::bytes_for(SMALL_CHUNK)));
+            Chunk::with_slots(budget.take_slots(SMALL_CHUNK, 0).unwrap(), budget, 0)
+        };
+        let first = open();
+        let buffer = Arc::new(ThreadBuffer {
+            counters: Default::default(),
+            first: Mutex::new(Some(first.clone())),
+            alive: AtomicBool::new(true),
+        });
+        let n: u64 = if cfg!(debug_assertions) { 200_000 } else { 2_000_000 };
+        let writer_buffer = buffer.clone();
+        let writer = std::thread::spawn(move || {
+            let mut handed = Vec::new();
+            let mut chunk = first;
+            let mut len = 0;
+            let mut sealed = 0u64;
+            for i in 0..n {
+                if len == chunk.capacity() {
+                    let next = open();
+                    chunk.seal_with_next(next.clone(), 0);
+                    sealed += 1;
+                    if sealed % 2 == 0 {
+                        if let Some(r) = chunk.claim(len) {
+                            for s in r.records() {
+                                let id = s.span_id.to_u64();
+                                assert_eq!(s.start_unix_nanos, (id - 1) ^ 0x5555, "records are fully written");
+                                handed.push(id);
+                            }
+                        }
+                    }
+                    chunk.drop_hold();
+                    chunk = next;
+                    len = 0;
+                }
+                let mut r = rec(i);
+                r.start_unix_nanos = i ^ 0x5555;
+                unsafe { chunk.write(len, r) };
+                len += 1;
+            }
+            chunk.drop_hold();
+            drop(chunk);
+            writer_buffer.alive.store(false, Ordering::Release);
+            handed
+        });
+        let mut cursor = ThreadCursor::new(buffer);
+        let mut polled = Vec::new();
+        loop {
+            let dead = !cursor.buffer.is_alive();
+            let mut ranges: Vec<ChunkRange> = Vec::new();
+            cursor.poll(&mut ranges);
+            for r in &ranges {
+                for s in r.records() {
+                    let id = s.span_id.to_u64();
+                    assert_eq!(s.start_unix_nanos, (id - 1) ^ 0x5555, "records are fully written");
+                    polled.push(id);
+                }
+            }
+            if dead {
+                break;
+            }
+        }
+        let handed = writer.join().unwrap();
+        assert!(polled.windows(2).all(|w| w[0] < w[1]), "the reader's records are in order");
+        assert!(handed.windows(2).all(|w| w[0] < w[1]), "the owner's records are in order");
+        assert!(!handed.is_empty() && !polled.is_empty());
+        let mut all = [polled, handed].concat();
+        all.sort_unstable();
+        assert_eq!(all, (1..=n).collect::<Vec<_>>(), "every record exactly once");
         drop(cursor);
         assert_eq!(budget.used(), 0, "every chunk returned what it was charged");
     }
