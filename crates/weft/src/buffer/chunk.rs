@@ -24,6 +24,7 @@ use std::sync::atomic::{AtomicBool, AtomicPtr, AtomicUsize, Ordering};
 use std::sync::Arc;
 
 use super::budget::Budget;
+use super::claims::{Claim, Claims};
 use crate::clock::Anchor;
 use crate::record::SpanRecord;
 
@@ -60,13 +61,9 @@ pub(crate) struct Chunk {
     /// opened or sealed the chunk): the array goes back to that CPU's stack
     /// in the pool (see `Budget::recent`).
     home: AtomicUsize,
-    /// Records handed out as ranges: `0..claimed` (see [`Chunk::claim`]).
-    claimed: AtomicUsize,
-    /// Parties that may still touch the slots: the owner until it seals the
-    /// chunk, each live [`ChunkRange`], and each claim in progress.
-    holds: AtomicUsize,
-    /// Set by whoever releases the slots, once.
-    released: AtomicBool,
+    /// Who may still touch the slots, and who releases them (see
+    /// [`Chunk::claim`]).
+    claims: Claims,
     /// The slot array's length (constant; `slots` is emptied when released).
     cap: usize,
     /// Taken (left empty) when released; touched only by holders before that
@@ -101,9 +98,7 @@ impl Chunk {
             needs_drop: AtomicBool::new(false),
             orphan: false,
             home: AtomicUsize::new(home),
-            claimed: AtomicUsize::new(0),
-            holds: AtomicUsize::new(1), // the owner's, until it seals
-            released: AtomicBool::new(false),
+            claims: Claims::new(1), // the owner's hold, until it seals
             cap,
             slots: UnsafeCell::new(slots),
         })
@@ -123,9 +118,7 @@ impl Chunk {
             needs_drop: AtomicBool::new(true),
             orphan: true,
             home: AtomicUsize::new(0),
-            claimed: AtomicUsize::new(0),
-            holds: AtomicUsize::new(0), // no owner
-            released: AtomicBool::new(false),
+            claims: Claims::new(0), // no owner
             cap: n,
             slots: UnsafeCell::new(slots),
         })
@@ -150,53 +143,43 @@ impl Chunk {
     /// Each record is claimed exactly once, by whichever of the collector's
     /// cursor and the owner gets there first.
     pub(crate) fn claim(self: &Arc<Chunk>, end: usize) -> Option<ChunkRange> {
-        // Hold first, then claim: whoever finds no hold left and every record
-        // claimed may release the slots, so a claim must never be visible
-        // before its hold (see `drop_hold`).
-        self.holds.fetch_add(1, Ordering::AcqRel);
-        let start = self.claimed.fetch_max(end, Ordering::AcqRel);
-        if start < end {
-            // The hold taken above is the range's.
-            return Some(ChunkRange { chunk: self.clone(), start: start as u32, end: end as u32 });
+        match self.claims.claim(end, || self.sealed_len()) {
+            // The claim's hold is the range's.
+            Claim::Records { start } => Some(ChunkRange { chunk: self.clone(), start: start as u32, end: end as u32 }),
+            Claim::Nothing { release } => {
+                if release {
+                    self.release();
+                }
+                None
+            }
         }
-        self.drop_hold();
-        None
     }
 
     /// Whether published records up to `end` wait to be claimed (a read, no
     /// write: the collector checks every thread's chunk each round).
     #[inline]
     pub(crate) fn has_unclaimed(&self, end: usize) -> bool {
-        self.claimed.load(Ordering::Acquire) < end
+        self.claims.has_unclaimed(end)
     }
 
     /// Gives up one hold; the last, on a sealed and fully claimed chunk,
     /// releases the slots.
     pub(crate) fn drop_hold(&self) {
-        if self.holds.fetch_sub(1, Ordering::AcqRel) == 1 {
-            self.release_if_done();
+        if self.claims.drop_hold(|| self.sealed_len()) {
+            self.release();
         }
     }
 
-    /// Releases the slots if the chunk is sealed, every record is claimed and
-    /// no hold is left. Claimed is read before holds: a claim that made
-    /// `claimed` final took its hold before, so that hold is seen here unless
-    /// it was given up already (and its holder checks again itself); any
-    /// later claim gets nothing and touches no slot.
-    fn release_if_done(&self) {
-        if !self.is_sealed() {
-            return;
-        }
-        let len = self.len.load(Ordering::Acquire);
-        if self.claimed.load(Ordering::Acquire) < len || self.holds.load(Ordering::Acquire) != 0 {
-            return;
-        }
-        if self.released.swap(true, Ordering::AcqRel) {
-            return;
-        }
+    /// The final length, if the owner has sealed the chunk.
+    fn sealed_len(&self) -> Option<usize> {
+        self.is_sealed().then(|| self.len.load(Ordering::Acquire))
+    }
+
+    /// Releases the slots: called once, by the party [`Claims`] chose.
+    fn release(&self) {
         // SAFETY: no hold is left and none can touch the slots again (every
-        // record is claimed and the owner has sealed); `released` makes this
-        // the only party to take them.
+        // record is claimed and the owner has sealed); `Claims` picks one
+        // party to get here, once.
         let slots = std::mem::take(unsafe { &mut *self.slots.get() });
         self.free_slots(slots);
     }
@@ -312,7 +295,7 @@ impl Chunk {
 
 impl Drop for Chunk {
     fn drop(&mut self) {
-        if !*self.released.get_mut() {
+        if self.claims.release_on_drop() {
             let slots = std::mem::take(self.slots.get_mut());
             self.free_slots(slots);
         }
@@ -371,7 +354,7 @@ impl ChunkRange {
     pub(crate) fn split_front(&mut self, n: usize) -> ChunkRange {
         let mid = self.start + n as u32;
         // The front's own hold (this range's keeps the count above zero).
-        self.chunk.holds.fetch_add(1, Ordering::AcqRel);
+        self.chunk.claims.add_hold();
         let front = ChunkRange { chunk: self.chunk.clone(), start: self.start, end: mid };
         self.start = mid;
         front

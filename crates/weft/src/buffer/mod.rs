@@ -10,4 +10,5 @@
 
 pub(crate) mod budget;
 pub(crate) mod chunk;
+pub(crate) mod claims;
 pub(crate) mod thread_buffer;
