@@ -6,8 +6,9 @@
 //! more is in use (512 KiB while it has a CPU to itself, else 1/16 of the
 //! budget: see `nap_thresholds`) or, with a CPU to itself, while spans flow
 //! fast (`takes_short_nap`), and backs off to 50 ms when idle; threads that
-//! open a new chunk wake it from longer sleeps (`wakes_collector`), and yield
-//! to it when it has missed its heartbeat (see `buffer/thread_buffer.rs`).
+//! open a new chunk wake it from longer sleeps (`wakes_collector`), and when it
+//! has missed its heartbeat hand their full chunks to the exporter themselves
+//! (if it offers a `DirectSubmit`) or yield to it (see `buffer/thread_buffer.rs`).
 //! Each batch is handed over with a `Settlement` that counts its outcome, here
 //! for synchronous exporters or later on an exporter's own threads.
 
