@@ -54,6 +54,11 @@ const IDLE_POLL: Duration = Duration::from_millis(50);
 /// during a nap still counts in the round after it.
 pub(crate) const BUSY_WINDOW: Duration = Duration::from_millis(20);
 const RECALIBRATE_EVERY: Duration = Duration::from_secs(1);
+/// The longest a flush or shutdown waits for threads' hand-overs to the
+/// direct submitter in flight (see `Collector::wait_for_handoffs`); records
+/// still in a thread's hands after it are exported later, or counted as
+/// `dropped.shutdown`.
+const HANDOFF_WAIT: Duration = Duration::from_secs(1);
 /// Rounds without new spans before the collector frees stale arrays' records
 /// itself (see `Budget::recycle`), and how many arrays per round then.
 const QUIET_ROUNDS_BEFORE_CLEANING: u32 = 3;
@@ -200,8 +205,15 @@ pub(crate) fn run(tracer: &'static TracerShared, exporter: Box<dyn SpanExporter>
             let ticket = (ctl.flush_requested > ctl.flush_completed).then_some(ctl.flush_requested);
             (ticket, ctl.shutdown_requested)
         };
-        let got = c.poll();
+        let mut got = c.poll();
         let drain = flush_ticket.is_some() || shutdown;
+        if drain {
+            // Records threads claimed for the direct submitter before the
+            // flush or shutdown began are submitted or handed back; none are
+            // claimed from now on until it completes.
+            c.wait_for_handoffs();
+            got += c.poll();
+        }
         c.export_ready(drain);
         if let Some(ticket) = flush_ticket {
             c.guarded(|e| e.force_flush());
@@ -220,6 +232,8 @@ pub(crate) fn run(tracer: &'static TracerShared, exporter: Box<dyn SpanExporter>
             tracer.budget.clean_stale(CLEAN_PER_ROUND);
         }
         if shutdown {
+            // Nothing is handed back any more: no hand-over can begin now.
+            drop(tracer.handed_back.lock().unwrap_or_else(|e| e.into_inner()).take());
             c.guarded(|e| e.shutdown());
             tracer.budget.stop_deferring();
             let mut ctl = tracer.control.lock().unwrap_or_else(|e| e.into_inner());
@@ -298,8 +312,9 @@ impl Collector {
         }
         // Records a thread claimed for the exporter's direct submitter, which
         // refused them (rare: the lock is uncontended).
-        let handed_back = std::mem::take(&mut *self.tracer.handed_back.lock().unwrap_or_else(|e| e.into_inner()));
-        for r in handed_back {
+        let handed_back =
+            self.tracer.handed_back.lock().unwrap_or_else(|e| e.into_inner()).as_mut().map(std::mem::take);
+        for r in handed_back.into_iter().flatten() {
             n += r.len();
             self.pending.push_back(r);
         }
@@ -309,6 +324,16 @@ impl Collector {
             self.oldest = Some(Instant::now());
         }
         n
+    }
+
+    /// Waits (up to [`HANDOFF_WAIT`]) until no thread is between claiming
+    /// records for the direct submitter and submitting or handing them back.
+    /// A hand-over takes microseconds; a thread preempted in one, longer.
+    fn wait_for_handoffs(&self) {
+        let deadline = Instant::now() + HANDOFF_WAIT;
+        while self.tracer.handoffs_in_flight.load(Ordering::SeqCst) != 0 && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_micros(20));
+        }
     }
 
     /// Exports full batches, and with `drain` everything pending.
@@ -324,6 +349,12 @@ impl Collector {
                 self.oldest = None;
             }
             if !drain {
+                // A flush or shutdown is handled at the top of the loop: with
+                // spans arriving as fast as a slow exporter takes them, this
+                // loop would otherwise never end and the flush never complete.
+                if self.tracer.flush_or_shutdown_pending() {
+                    return;
+                }
                 // Pick up what arrived while exporting before deciding again, so
                 // a slow exporter still gets full batches.
                 self.poll();

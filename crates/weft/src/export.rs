@@ -80,7 +80,9 @@ impl SpanBatch {
     pub fn is_empty(&self) -> bool {
         self.len == 0
     }
-    /// The spans, in the order each thread ended them.
+    /// The spans, each thread's in the order it ended them — except records a
+    /// direct submitter refused, which come back to the collector after later
+    /// ones (see [`DirectSubmit`]).
     pub fn iter(&self) -> impl Iterator<Item = &SpanRecord> + '_ {
         self.settle();
         self.ranges.iter().flat_map(|r| r.records())
@@ -249,13 +251,17 @@ pub trait SpanExporter: Send + 'static {
 /// traces although the exporter is idle. While the collector is late, a thread
 /// that fills a chunk then hands it here itself, on its own CPU time (a few
 /// hundred nanoseconds per chunk of up to 256 spans with an exporter that only
-/// queues or counts), and the chunk's memory is free again at once.
+/// queues or counts), and the chunk's memory is free again as soon as the
+/// exporter lets go of the batch.
 ///
 /// The call is made on an application thread that is ending a span, so it must
 /// be quick and must not block: an exporter that cannot take the batch now
 /// returns it, and the collector exports it later as usual. Spans the exporter
-/// creates here are recorded normally. A panic is caught and counts the batch
-/// as failed.
+/// creates here are recorded normally (and may be handed over in turn: the
+/// call can re-enter). A panic is caught and counts the batch as failed. No
+/// call begins after a flush or the tracer's shutdown has begun until it is
+/// done (shutdown: ever), and every call made before is over when either
+/// reaches the exporter.
 pub trait DirectSubmit: Send + Sync + 'static {
     /// Takes `batch` and its settlement (to be settled as in
     /// [`SpanExporter::submit`]), or gives both back untouched.

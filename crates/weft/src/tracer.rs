@@ -224,7 +224,9 @@ impl TracerBuilder {
             cpus: std::thread::available_parallelism().map_or(1, |n| n.get()),
             orphans: Mutex::new(Vec::new()),
             direct,
-            handed_back: Mutex::new(Vec::new()),
+            handoffs_in_flight: AtomicUsize::new(0),
+            handoffs_paused: AtomicUsize::new(0),
+            handed_back: Mutex::new(Some(Vec::new())),
             orphan_counters: OrphanCounters::default(),
             out: CollectorCounters::default(),
             control: Mutex::new(Control::default()),
@@ -350,9 +352,19 @@ pub(crate) struct TracerShared {
     /// The exporter's offer to take batches from any thread
     /// ([`crate::SpanExporter::direct`]).
     pub direct: Option<Arc<dyn DirectSubmit>>,
+    /// Hand-overs to the direct submitter begun and not yet finished (from
+    /// the claim in `ThreadWriter::grow` to the submit or the hand-back): a
+    /// flush or shutdown waits for none to be left, so that no span that
+    /// ended before it is in a thread's hands when it completes.
+    pub handoffs_in_flight: AtomicUsize,
+    /// Flushes in progress: while any is, threads begin no hand-over (and the
+    /// collector's export loop yields to the flush).
+    pub handoffs_paused: AtomicUsize,
     /// Records a thread claimed for the direct submitter, which refused
-    /// them: the collector exports them with the rest.
-    pub handed_back: Mutex<Vec<ChunkRange>>,
+    /// them: the collector exports them with the rest. `None` once the
+    /// collector has stopped (ranges handed back then are dropped, their
+    /// spans counted as `dropped.shutdown`).
+    pub handed_back: Mutex<Option<Vec<ChunkRange>>>,
     pub orphan_counters: OrphanCounters,
     pub out: CollectorCounters,
     pub control: Mutex<Control>,
@@ -433,37 +445,75 @@ impl TracerShared {
         }
     }
 
+    /// Begins a hand-over to the direct submitter, unless a flush or the
+    /// shutdown is under way (then the collector takes the records). A `true`
+    /// must be matched by [`TracerShared::end_handoff`].
+    ///
+    /// `SeqCst` on both sides: a flush or shutdown marks itself, then the
+    /// collector sees no hand-over in flight; a thread counts itself in
+    /// flight, then looks for a mark. One of the two sees the other.
+    pub(crate) fn begin_handoff(&self) -> bool {
+        self.handoffs_in_flight.fetch_add(1, Ordering::SeqCst);
+        if self.shut_down.load(Ordering::SeqCst) || self.handoffs_paused.load(Ordering::SeqCst) > 0 {
+            self.end_handoff();
+            return false;
+        }
+        true
+    }
+
+    /// Whether a flush or the shutdown is under way.
+    pub(crate) fn flush_or_shutdown_pending(&self) -> bool {
+        self.handoffs_paused.load(Ordering::Relaxed) > 0 || self.shut_down.load(Ordering::Relaxed)
+    }
+
+    /// Ends a hand-over [`TracerShared::begin_handoff`] began.
+    pub(crate) fn end_handoff(&self) {
+        self.handoffs_in_flight.fetch_sub(1, Ordering::SeqCst);
+    }
+
     /// Hands records a thread claimed from its own sealed chunk to the
     /// exporter's direct submitter (see `ThreadWriter::grow`), or back to the
-    /// collector if it refuses or the tracer is shutting down. Runs on the
+    /// collector if it refuses, and ends the hand-over. Runs on the
     /// application thread, outside any borrow of its thread-local state: the
     /// exporter may record spans.
     #[cold]
     pub(crate) fn submit_directly(&'static self, range: ChunkRange) {
-        let direct = match &self.direct {
-            Some(d) if !self.shut_down.load(Ordering::Acquire) => d,
-            _ => return self.hand_back(vec![range]),
+        let Some(direct) = &self.direct else {
+            self.hand_back(vec![range]);
+            return self.end_handoff();
         };
         let n = range.len() as u64;
         let batch = SpanBatch::new(vec![range], self.resource.clone(), self.clock.anchor());
         let settlement = Settlement::new(self, n);
         // A panic drops the batch's settlement while unwinding, which counts
         // its spans as failed; it must not unwind into the span's caller.
-        match catch_unwind(AssertUnwindSafe(|| direct.try_submit(batch, settlement))) {
+        let refused = match catch_unwind(AssertUnwindSafe(|| direct.try_submit(batch, settlement))) {
             Ok(Ok(())) | Err(_) => {
                 self.out.batches.fetch_add(1, Ordering::Relaxed);
                 self.out.direct_batches.fetch_add(1, Ordering::Relaxed);
+                false
             }
             Ok(Err((batch, settlement))) => {
                 settlement.cancel();
                 self.hand_back(batch.into_ranges());
+                true
             }
+        };
+        self.end_handoff();
+        if refused {
+            // As a thread that cannot hand over does (`ThreadWriter::grow`):
+            // the collector is late and now has more to do.
+            self.wake_collector();
+            std::thread::yield_now();
         }
     }
 
-    /// Gives claimed records to the collector (a rare, locked path).
+    /// Gives claimed records to the collector (a rare, locked path); drops
+    /// them once it has stopped.
     pub(crate) fn hand_back(&self, ranges: Vec<ChunkRange>) {
-        self.handed_back.lock().unwrap_or_else(|e| e.into_inner()).extend(ranges);
+        if let Some(v) = self.handed_back.lock().unwrap_or_else(|e| e.into_inner()).as_mut() {
+            v.extend(ranges);
+        }
     }
 
     /// The current accounting.
@@ -591,6 +641,17 @@ impl Tracer {
     /// (and the exporter's own `force_flush` returned), or `timeout` passes.
     pub fn force_flush(&self, timeout: Duration) -> Result<(), FlushError> {
         let deadline = Instant::now() + timeout;
+        // No thread begins a hand-over to the direct submitter while the flush
+        // is under way (see `TracerShared::begin_handoff`); the collector
+        // waits for those in flight.
+        struct Paused<'a>(&'a AtomicUsize);
+        impl Drop for Paused<'_> {
+            fn drop(&mut self) {
+                self.0.fetch_sub(1, Ordering::SeqCst);
+            }
+        }
+        self.shared.handoffs_paused.fetch_add(1, Ordering::SeqCst);
+        let _paused = Paused(&self.shared.handoffs_paused);
         let ticket = {
             let mut c = self.shared.control.lock().unwrap_or_else(|e| e.into_inner());
             if c.shutdown_requested {
@@ -624,7 +685,8 @@ impl Tracer {
         // before it, or counted as `dropped.shutdown` after it.
         let me = self.shared as *const TracerShared as *mut TracerShared;
         let _ = GLOBAL.compare_exchange(me, std::ptr::null_mut(), Ordering::AcqRel, Ordering::Acquire);
-        self.shared.shut_down.store(true, Ordering::Release);
+        // SeqCst: see `TracerShared::begin_handoff`.
+        self.shared.shut_down.store(true, Ordering::SeqCst);
         self.shared.wake_collector();
         let finished = self.shared.wait_control(deadline, |c| c.shutdown_completed);
         let result = if finished {

@@ -111,7 +111,11 @@ fn threads_deliver_their_own_chunks_while_the_collector_is_stuck() {
     assert!(stats.direct_batches > 0 && stats.direct_batches < stats.export_batches, "{stats:?}");
     assert_eq!(stats.memory_used_bytes, 0);
     assert!(stats.memory_peak_bytes <= limit as u64);
-    assert_eq!(seen.refused.load(Ordering::Relaxed), 5, "refused batches were not offered again");
+    assert_eq!(
+        seen.refused.load(Ordering::Relaxed),
+        5,
+        "the first five hand-overs were refused (and exported by the collector)"
+    );
     let spans = seen.spans.lock().unwrap();
     assert_eq!(spans.len() as u64, total, "every span arrived once");
     assert_eq!(spans.iter().collect::<HashSet<_>>().len() as u64, total, "no span arrived twice");
@@ -158,4 +162,182 @@ fn without_a_direct_submitter_only_the_collector_exports() {
     assert!(stats.sampled_out > 0, "the stuck collector made the adaptive stage shed: {stats:?}");
     assert!(stats.is_balanced(), "{stats:?}");
     assert_eq!(seen.spans.lock().unwrap().len() as u64, stats.exported);
+}
+
+/// An exporter whose collector side takes 1 ms per batch (so the collector
+/// keeps missing its heartbeat and threads hand chunks over) and whose direct
+/// side notes any call that comes after its shutdown.
+#[derive(Default)]
+struct Slow {
+    delivered: AtomicU64,
+    shut: std::sync::atomic::AtomicBool,
+    late_calls: AtomicU64,
+    direct_calls: AtomicU64,
+}
+
+struct SlowCollector(Arc<Slow>);
+
+impl SpanExporter for SlowCollector {
+    fn export(&mut self, batch: SpanBatch) -> ExportResult {
+        std::thread::sleep(Duration::from_millis(1));
+        self.0.delivered.fetch_add(batch.len() as u64, Ordering::SeqCst);
+        Ok(())
+    }
+    fn shutdown(&mut self) -> ExportResult {
+        self.0.shut.store(true, Ordering::SeqCst);
+        Ok(())
+    }
+    fn direct(&mut self) -> Option<Arc<dyn DirectSubmit>> {
+        Some(Arc::new(SlowDirect(self.0.clone())))
+    }
+}
+
+struct SlowDirect(Arc<Slow>);
+
+impl DirectSubmit for SlowDirect {
+    fn try_submit(&self, batch: SpanBatch, settlement: Settlement) -> Result<(), (SpanBatch, Settlement)> {
+        if self.0.shut.load(Ordering::SeqCst) {
+            self.0.late_calls.fetch_add(1, Ordering::SeqCst);
+        }
+        self.0.direct_calls.fetch_add(1, Ordering::SeqCst);
+        self.0.delivered.fetch_add(batch.len() as u64, Ordering::SeqCst);
+        settlement.settle(&Ok(()));
+        Ok(())
+    }
+}
+
+/// Every `force_flush` delivers all spans that ended before it was called,
+/// also while a thread keeps handing chunks over: a flush waits for the
+/// hand-overs in flight and stops new ones until it is done.
+#[test]
+fn a_flush_waits_for_chunks_in_a_threads_hands() {
+    let slow = Arc::new(Slow::default());
+    let tracer = weft::builder()
+        .exporter(SlowCollector(slow.clone()))
+        .memory_limit_bytes(4 << 20)
+        .log_at_shutdown(false)
+        .install()
+        .unwrap();
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let writer = {
+        let stop = stop.clone();
+        std::thread::spawn(move || {
+            while !stop.load(Ordering::Relaxed) {
+                drop(weft::Span::root("work"));
+            }
+        })
+    };
+    let flushes = if cfg!(debug_assertions) { 30 } else { 100 };
+    for _ in 0..flushes {
+        std::thread::sleep(Duration::from_millis(5));
+        // Spans recorded so far (ended, neither shed by the adaptive stage
+        // nor dropped): each must have reached the exporter when the flush
+        // returns.
+        let s = tracer.stats();
+        let recorded = s.ended - s.sampled_out - s.dropped.total();
+        tracer.force_flush(Duration::from_secs(30)).unwrap();
+        let delivered = slow.delivered.load(Ordering::SeqCst);
+        assert!(delivered >= recorded, "a flush returned with {} recorded spans undelivered", recorded - delivered);
+    }
+    stop.store(true, Ordering::Relaxed);
+    writer.join().unwrap();
+    let stats = tracer.shutdown(Duration::from_secs(60)).unwrap();
+    assert!(stats.is_balanced(), "{stats:?}");
+    assert_eq!(stats.exported, slow.delivered.load(Ordering::SeqCst));
+    assert!(stats.direct_batches > 0, "the thread handed chunks over between flushes: {stats:?}");
+}
+
+/// A thread that keeps ending spans through the tracer's shutdown never
+/// calls the direct submitter after the exporter's `shutdown`, the books
+/// balance, and its buffers go back to the budget when it exits.
+#[test]
+fn no_hand_over_reaches_an_exporter_that_was_shut_down() {
+    let slow = Arc::new(Slow::default());
+    let tracer = weft::builder()
+        .exporter(SlowCollector(slow.clone()))
+        .memory_limit_bytes(4 << 20)
+        .log_at_shutdown(false)
+        .install()
+        .unwrap();
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let writer = {
+        let stop = stop.clone();
+        std::thread::spawn(move || {
+            // A long trace: its spans keep recording after the shutdown
+            // (new roots would not).
+            let _root = weft::Span::enter("long");
+            while !stop.load(Ordering::Relaxed) {
+                drop(weft::Span::child("work"));
+            }
+        })
+    };
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while slow.direct_calls.load(Ordering::SeqCst) == 0 {
+        assert!(std::time::Instant::now() < deadline, "the thread never handed a chunk over");
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    let stats = tracer.shutdown(Duration::from_secs(60)).unwrap();
+    assert!(stats.is_balanced(), "{stats:?}");
+    std::thread::sleep(Duration::from_millis(50));
+    stop.store(true, Ordering::Relaxed);
+    writer.join().unwrap();
+    assert_eq!(slow.late_calls.load(Ordering::SeqCst), 0, "a hand-over came after the exporter's shutdown");
+    let after = tracer.stats();
+    assert!(after.is_balanced(), "{after:?}");
+    assert!(after.dropped.shutdown > 0, "spans ended after the shutdown are counted: {after:?}");
+    assert_eq!(after.memory_used_bytes, 0, "buffers went back to the budget: {after:?}");
+}
+
+/// A direct submitter that panics costs its batch (counted as failed), not
+/// the thread that called it.
+#[test]
+fn a_panicking_direct_submitter_fails_its_batch_not_the_thread() {
+    struct Panicky(Arc<Seen>);
+    impl DirectSubmit for Panicky {
+        fn try_submit(&self, batch: SpanBatch, settlement: Settlement) -> Result<(), (SpanBatch, Settlement)> {
+            if self.0.refused.fetch_add(1, Ordering::SeqCst) == 0 {
+                panic!("exporter bug");
+            }
+            self.0.via_threads.fetch_add(batch.len() as u64, Ordering::SeqCst);
+            settlement.settle(&Ok(()));
+            Ok(())
+        }
+    }
+    struct Stuck(Arc<Seen>);
+    impl SpanExporter for Stuck {
+        fn export(&mut self, batch: SpanBatch) -> ExportResult {
+            let open = self.0.gate.lock().unwrap();
+            let _open = self.0.opened.wait_timeout_while(open, Duration::from_secs(30), |open| !*open).unwrap();
+            self.0.via_collector.fetch_add(batch.len() as u64, Ordering::SeqCst);
+            Ok(())
+        }
+        fn direct(&mut self) -> Option<Arc<dyn DirectSubmit>> {
+            Some(Arc::new(Panicky(self.0.clone())))
+        }
+    }
+    let seen = Arc::new(Seen::default());
+    let tracer = weft::builder()
+        .exporter(Stuck(seen.clone()))
+        .memory_limit_bytes(4 << 20)
+        .max_batch_spans(16)
+        .log_at_shutdown(false)
+        .install()
+        .unwrap();
+    std::thread::spawn(|| {
+        for _ in 0..50_000 {
+            drop(weft::Span::root("work"));
+        }
+    })
+    .join()
+    .expect("the panic stayed in the exporter");
+    seen.open();
+    let stats = tracer.shutdown(Duration::from_secs(60)).unwrap();
+    assert!(stats.dropped.export_failed > 0, "{stats:?}");
+    assert_eq!(
+        stats.exported,
+        seen.via_collector.load(Ordering::SeqCst) + seen.via_threads.load(Ordering::SeqCst),
+        "{stats:?}"
+    );
+    assert_eq!(stats.exported + stats.dropped.export_failed, 50_000, "{stats:?}");
+    assert!(stats.is_balanced(), "{stats:?}");
 }

@@ -333,7 +333,8 @@ impl ChunkRange {
         (self.end - self.start) as usize
     }
     pub(crate) fn records(&self) -> &[SpanRecord] {
-        // SAFETY: guaranteed by `new`'s contract.
+        // SAFETY: the range's records were published before they were
+        // claimed, and its hold keeps the slots from being released.
         unsafe { self.chunk.records(self.start as usize, self.end as usize) }
     }
     /// Converts the range's tick readings to Unix time.
@@ -343,7 +344,7 @@ impl ChunkRange {
     /// this returns: the caller holds the only range over them.
     pub(crate) unsafe fn settle_times(&self, anchor: Anchor) {
         for slot in &self.chunk.slots()[self.start as usize..self.end as usize] {
-            // SAFETY: below the published length (`new`'s contract), so
+            // SAFETY: below the published length (claimed after publishing), so
             // initialised and never written by the owner again; by the
             // caller's promise nothing else refers to it.
             unsafe { (*slot.get()).assume_init_mut().settle_times(anchor) };

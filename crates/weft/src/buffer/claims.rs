@@ -13,9 +13,11 @@
 //! own and is model-checked with `loom` over every interleaving
 //! (`cargo nextest run -p weft --features loom --lib loom`).
 
-#[cfg(feature = "loom")]
+// Only weft's own unit tests switch to loom's atomics: a program (or another
+// crate's tests) that enables the feature still gets std's.
+#[cfg(all(test, feature = "loom"))]
 use loom::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-#[cfg(not(feature = "loom"))]
+#[cfg(not(all(test, feature = "loom")))]
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
 /// The claim and hold counts of one chunk.

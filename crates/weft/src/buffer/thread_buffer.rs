@@ -157,10 +157,12 @@ impl ThreadWriter {
         }
     }
 
-    /// Whether `grow` claimed records to hand to the exporter directly.
+    /// Whether `grow` claimed records to hand to the exporter directly. Only
+    /// the first record of a chunk can follow a `grow`: the length, just
+    /// written, spares the other 255 spans a load.
     #[inline(always)]
     pub(crate) fn has_handoff(&self) -> bool {
-        self.handoff.is_some()
+        self.len == 1 && self.handoff.is_some()
     }
 
     /// The records to hand to the exporter directly, if any.
@@ -269,8 +271,11 @@ impl ThreadWriter {
         match self.chunk.replace(new.clone()) {
             Some(old) => {
                 old.seal_with_next(new, home);
-                if starved && self.tracer.direct.is_some() && self.handoff.is_none() {
+                if starved && self.tracer.direct.is_some() && self.handoff.is_none() && self.tracer.begin_handoff() {
                     self.handoff = old.claim(self.len);
+                    if self.handoff.is_none() {
+                        self.tracer.end_handoff();
+                    }
                 }
                 // The owner's hold: the chunk is sealed and this thread never
                 // touches its slots again.
@@ -302,6 +307,7 @@ impl Drop for ThreadWriter {
         // left (a panic in between), the collector exports it.
         if let Some(r) = self.handoff.take() {
             self.tracer.hand_back(vec![r]);
+            self.tracer.end_handoff();
         }
         if let Some(c) = &self.chunk {
             c.drop_hold();
