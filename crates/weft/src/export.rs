@@ -397,3 +397,35 @@ impl<W: Write + Send + 'static> std::fmt::Debug for ConsoleExporter<W> {
         f.debug_struct("ConsoleExporter").finish_non_exhaustive()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::buffer::budget::Budget;
+    use crate::buffer::chunk::{Chunk, SLOT_BYTES};
+
+    /// A batch of `n` records, over a chunk built from records.
+    fn batch(n: usize) -> SpanBatch {
+        let budget: &'static Budget = Box::leak(Box::new(Budget::new(1 << 20)));
+        assert!(budget.try_charge(n * SLOT_BYTES));
+        let records = (0..n).map(|_| crate::testing::record("r")).collect();
+        let chunk = Chunk::from_records(records, n * SLOT_BYTES, budget);
+        let range = chunk.claim(n).expect("fresh records");
+        SpanBatch::new(vec![range], Arc::new(Resource::empty()), crate::clock::Clock::new().anchor())
+    }
+
+    /// The in-memory exporter takes batches from any thread, and gives one
+    /// back rather than wait while another thread is storing.
+    #[test]
+    fn the_in_memory_exporter_takes_direct_batches_without_waiting() {
+        let mut exporter = InMemoryExporter::new();
+        let direct = exporter.direct().expect("offers a direct submitter");
+        let held = exporter.spans.lock().unwrap();
+        let (b, s) = direct.try_submit(batch(3), Settlement::detached(3)).expect_err("refused while locked");
+        assert_eq!((b.len(), s.spans()), (3, 3), "given back untouched");
+        drop(held);
+        assert!(direct.try_submit(b, s).is_ok());
+        assert_eq!(exporter.len(), 3);
+        assert!(exporter.resource().is_some());
+    }
+}
