@@ -32,16 +32,42 @@ impl Seen {
         *self.gate.lock().unwrap() = true;
         self.opened.notify_all();
     }
+    /// Waits for the gate to open (30 s at most, so that a failing test
+    /// still ends).
+    fn wait_open(&self) {
+        let open = self.gate.lock().unwrap();
+        let _open = self.opened.wait_timeout_while(open, Duration::from_secs(30), |open| !*open).unwrap();
+    }
 }
 
-/// The collector's side: blocks until the gate opens (30 s at most, so that
-/// a failing test still ends).
+/// A tracer whose collector exports (and so gets stuck in a gated exporter)
+/// as soon as spans arrive, with a 4 MiB bound.
+fn install_eager(exporter: impl SpanExporter) -> weft::Tracer {
+    weft::builder()
+        .exporter(exporter)
+        .memory_limit_bytes(4 << 20)
+        .max_batch_spans(16)
+        .log_at_shutdown(false)
+        .install()
+        .unwrap()
+}
+
+/// Ends `n` root spans on a thread of their own, and waits for it.
+fn roots_on_a_thread(n: usize) -> std::thread::Result<()> {
+    std::thread::spawn(move || {
+        for _ in 0..n {
+            drop(weft::Span::root("work"));
+        }
+    })
+    .join()
+}
+
+/// The collector's side: blocks until the gate opens.
 struct Gated(Arc<Seen>);
 
 impl SpanExporter for Gated {
     fn export(&mut self, batch: SpanBatch) -> ExportResult {
-        let open = self.0.gate.lock().unwrap();
-        let _open = self.0.opened.wait_timeout_while(open, Duration::from_secs(30), |open| !*open).unwrap();
+        self.0.wait_open();
         self.0.via_collector.fetch_add(batch.len() as u64, Ordering::Relaxed);
         self.0.take(&batch);
         Ok(())
@@ -73,15 +99,8 @@ impl DirectSubmit for Direct {
 #[test]
 fn threads_deliver_their_own_chunks_while_the_collector_is_stuck() {
     let seen = Arc::new(Seen::default());
-    let limit = 4 << 20;
-    let tracer = weft::builder()
-        .exporter(Gated(seen.clone()))
-        .memory_limit_bytes(limit)
-        // The collector exports (and gets stuck) as soon as spans arrive.
-        .max_batch_spans(16)
-        .log_at_shutdown(false)
-        .install()
-        .unwrap();
+    let limit = 4 << 20; // install_eager's
+    let tracer = install_eager(Gated(seen.clone()));
     let threads = 4u64;
     // Each thread alone writes several times the memory bound: without the
     // threads' hand-over, the adaptive stage would shed most of these traces.
@@ -134,27 +153,14 @@ fn without_a_direct_submitter_only_the_collector_exports() {
     struct CollectorOnly(Arc<Seen>);
     impl SpanExporter for CollectorOnly {
         fn export(&mut self, batch: SpanBatch) -> ExportResult {
-            let open = self.0.gate.lock().unwrap();
-            let _open = self.0.opened.wait_timeout_while(open, Duration::from_secs(30), |open| !*open).unwrap();
+            self.0.wait_open();
             self.0.take(&batch);
             Ok(())
         }
     }
     let seen = Arc::new(Seen::default());
-    let tracer = weft::builder()
-        .exporter(CollectorOnly(seen.clone()))
-        .memory_limit_bytes(4 << 20)
-        .max_batch_spans(16)
-        .log_at_shutdown(false)
-        .install()
-        .unwrap();
-    std::thread::spawn(|| {
-        for _ in 0..50_000 {
-            drop(weft::Span::root("work"));
-        }
-    })
-    .join()
-    .unwrap();
+    let tracer = install_eager(CollectorOnly(seen.clone()));
+    roots_on_a_thread(50_000).unwrap();
     assert!(seen.spans.lock().unwrap().len() <= 16, "only the collector's first batch, stuck in export");
     seen.open();
     let stats = tracer.shutdown(Duration::from_secs(60)).unwrap();
@@ -192,6 +198,31 @@ impl SpanExporter for SlowCollector {
     }
 }
 
+/// A tracer over a [`SlowCollector`], and a thread that ends child spans of
+/// one long trace until `stop` is set (they keep recording after a shutdown,
+/// as new roots would not).
+fn slow_tracer_and_writer(
+    slow: &Arc<Slow>,
+) -> (weft::Tracer, Arc<std::sync::atomic::AtomicBool>, std::thread::JoinHandle<()>) {
+    let tracer = weft::builder()
+        .exporter(SlowCollector(slow.clone()))
+        .memory_limit_bytes(4 << 20)
+        .log_at_shutdown(false)
+        .install()
+        .unwrap();
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let writer = {
+        let stop = stop.clone();
+        std::thread::spawn(move || {
+            let _root = weft::Span::enter("long");
+            while !stop.load(Ordering::Relaxed) {
+                drop(weft::Span::child("work"));
+            }
+        })
+    };
+    (tracer, stop, writer)
+}
+
 struct SlowDirect(Arc<Slow>);
 
 impl DirectSubmit for SlowDirect {
@@ -212,21 +243,7 @@ impl DirectSubmit for SlowDirect {
 #[test]
 fn a_flush_waits_for_chunks_in_a_threads_hands() {
     let slow = Arc::new(Slow::default());
-    let tracer = weft::builder()
-        .exporter(SlowCollector(slow.clone()))
-        .memory_limit_bytes(4 << 20)
-        .log_at_shutdown(false)
-        .install()
-        .unwrap();
-    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
-    let writer = {
-        let stop = stop.clone();
-        std::thread::spawn(move || {
-            while !stop.load(Ordering::Relaxed) {
-                drop(weft::Span::root("work"));
-            }
-        })
-    };
+    let (tracer, stop, writer) = slow_tracer_and_writer(&slow);
     let flushes = if cfg!(debug_assertions) { 30 } else { 100 };
     for _ in 0..flushes {
         std::thread::sleep(Duration::from_millis(5));
@@ -253,24 +270,7 @@ fn a_flush_waits_for_chunks_in_a_threads_hands() {
 #[test]
 fn no_hand_over_reaches_an_exporter_that_was_shut_down() {
     let slow = Arc::new(Slow::default());
-    let tracer = weft::builder()
-        .exporter(SlowCollector(slow.clone()))
-        .memory_limit_bytes(4 << 20)
-        .log_at_shutdown(false)
-        .install()
-        .unwrap();
-    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
-    let writer = {
-        let stop = stop.clone();
-        std::thread::spawn(move || {
-            // A long trace: its spans keep recording after the shutdown
-            // (new roots would not).
-            let _root = weft::Span::enter("long");
-            while !stop.load(Ordering::Relaxed) {
-                drop(weft::Span::child("work"));
-            }
-        })
-    };
+    let (tracer, stop, writer) = slow_tracer_and_writer(&slow);
     let deadline = std::time::Instant::now() + Duration::from_secs(30);
     while slow.direct_calls.load(Ordering::SeqCst) == 0 {
         assert!(std::time::Instant::now() < deadline, "the thread never handed a chunk over");
@@ -306,8 +306,7 @@ fn a_panicking_direct_submitter_fails_its_batch_not_the_thread() {
     struct Stuck(Arc<Seen>);
     impl SpanExporter for Stuck {
         fn export(&mut self, batch: SpanBatch) -> ExportResult {
-            let open = self.0.gate.lock().unwrap();
-            let _open = self.0.opened.wait_timeout_while(open, Duration::from_secs(30), |open| !*open).unwrap();
+            self.0.wait_open();
             self.0.via_collector.fetch_add(batch.len() as u64, Ordering::SeqCst);
             Ok(())
         }
@@ -316,20 +315,8 @@ fn a_panicking_direct_submitter_fails_its_batch_not_the_thread() {
         }
     }
     let seen = Arc::new(Seen::default());
-    let tracer = weft::builder()
-        .exporter(Stuck(seen.clone()))
-        .memory_limit_bytes(4 << 20)
-        .max_batch_spans(16)
-        .log_at_shutdown(false)
-        .install()
-        .unwrap();
-    std::thread::spawn(|| {
-        for _ in 0..50_000 {
-            drop(weft::Span::root("work"));
-        }
-    })
-    .join()
-    .expect("the panic stayed in the exporter");
+    let tracer = install_eager(Stuck(seen.clone()));
+    roots_on_a_thread(50_000).expect("the panic stayed in the exporter");
     seen.open();
     let stats = tracer.shutdown(Duration::from_secs(60)).unwrap();
     assert!(stats.dropped.export_failed > 0, "{stats:?}");

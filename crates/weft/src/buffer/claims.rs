@@ -132,6 +132,32 @@ mod loom_tests {
     }
 
     impl Model {
+        /// An unsealed chunk owned by its writer, with `len` records
+        /// published (slots written as record `i` → `i + 1`).
+        fn new(len: usize) -> Arc<Model> {
+            let written = |i: usize| if i < len { i as u32 + 1 } else { 0 };
+            Arc::new(Model {
+                claims: Claims::new(1),
+                len: AtomicUsize::new(len),
+                sealed: AtomicBool::new(false),
+                slots: [UnsafeCell::new(written(0)), UnsafeCell::new(written(1))],
+                releases: AtomicUsize::new(0),
+                taken: [AtomicUsize::new(0), AtomicUsize::new(0)],
+            })
+        }
+        /// A range holder: reads record `i` (it must be intact), then gives
+        /// its hold up and releases if told to.
+        fn read_and_let_go(&self, i: usize) {
+            let v = self.slots[i].with(|p| unsafe { *p });
+            assert_eq!(v, i as u32 + 1, "a held record is intact");
+            self.let_go();
+        }
+        /// Gives a hold up; releases if told to.
+        fn let_go(&self) {
+            if self.claims.drop_hold(|| self.sealed_len()) {
+                self.release();
+            }
+        }
         fn sealed_len(&self) -> Option<usize> {
             self.sealed.load(Ordering::Acquire).then(|| self.len.load(Ordering::Acquire))
         }
@@ -151,9 +177,7 @@ mod loom_tests {
                         assert_eq!(v, i as u32 + 1, "a claimed record is fully written");
                         self.taken[i].fetch_add(1, Ordering::AcqRel);
                     }
-                    if self.claims.drop_hold(|| self.sealed_len()) {
-                        self.release();
-                    }
+                    self.let_go();
                 }
                 Claim::Nothing { release: true } => self.release(),
                 Claim::Nothing { release: false } => {}
@@ -164,14 +188,7 @@ mod loom_tests {
     #[test]
     fn every_record_is_claimed_once_and_the_slots_released_once_after_the_last_hold() {
         loom::model(|| {
-            let m = Arc::new(Model {
-                claims: Claims::new(1),
-                len: AtomicUsize::new(0),
-                sealed: AtomicBool::new(false),
-                slots: [UnsafeCell::new(0), UnsafeCell::new(0)],
-                releases: AtomicUsize::new(0),
-                taken: [AtomicUsize::new(0), AtomicUsize::new(0)],
-            });
+            let m = Model::new(0);
             let collector = {
                 let m = m.clone();
                 loom::thread::spawn(move || {
@@ -190,9 +207,7 @@ mod loom_tests {
             }
             m.sealed.store(true, Ordering::Release);
             m.take(2);
-            if m.claims.drop_hold(|| m.sealed_len()) {
-                m.release();
-            }
+            m.let_go();
             collector.join().unwrap();
             assert_eq!(m.taken[0].load(Ordering::Acquire), 1);
             assert_eq!(m.taken[1].load(Ordering::Acquire), 1);
@@ -207,14 +222,7 @@ mod loom_tests {
     #[test]
     fn a_last_hold_dropped_while_the_rest_is_claimed_does_not_release_under_the_claimer() {
         loom::model(|| {
-            let m = Arc::new(Model {
-                claims: Claims::new(1),
-                len: AtomicUsize::new(2),
-                sealed: AtomicBool::new(false),
-                slots: [UnsafeCell::new(1), UnsafeCell::new(2)],
-                releases: AtomicUsize::new(0),
-                taken: [AtomicUsize::new(0), AtomicUsize::new(0)],
-            });
+            let m = Model::new(2);
             // The collector took the first record earlier; the owner sealed
             // and let go without handing anything over.
             assert_eq!(m.claims.claim(1, || m.sealed_len()), Claim::Records { start: 0 });
@@ -222,13 +230,7 @@ mod loom_tests {
             assert!(!m.claims.drop_hold(|| m.sealed_len()));
             let exporter = {
                 let m = m.clone();
-                loom::thread::spawn(move || {
-                    let v = m.slots[0].with(|p| unsafe { *p });
-                    assert_eq!(v, 1);
-                    if m.claims.drop_hold(|| m.sealed_len()) {
-                        m.release();
-                    }
-                })
+                loom::thread::spawn(move || m.read_and_let_go(0))
             };
             m.take(2);
             exporter.join().unwrap();
@@ -242,40 +244,21 @@ mod loom_tests {
     #[test]
     fn a_split_range_keeps_the_slots_until_both_halves_are_dropped() {
         loom::model(|| {
-            let m = Arc::new(Model {
-                claims: Claims::new(1),
-                len: AtomicUsize::new(2),
-                sealed: AtomicBool::new(false),
-                slots: [UnsafeCell::new(1), UnsafeCell::new(2)],
-                releases: AtomicUsize::new(0),
-                taken: [AtomicUsize::new(0), AtomicUsize::new(0)],
-            });
+            let m = Model::new(2);
             assert_eq!(m.claims.claim(2, || m.sealed_len()), Claim::Records { start: 0 });
             m.claims.add_hold();
             let front = {
                 let m = m.clone();
-                loom::thread::spawn(move || {
-                    let v = m.slots[0].with(|p| unsafe { *p });
-                    assert_eq!(v, 1);
-                    if m.claims.drop_hold(|| m.sealed_len()) {
-                        m.release();
-                    }
-                })
+                loom::thread::spawn(move || m.read_and_let_go(0))
             };
             let owner = {
                 let m = m.clone();
                 loom::thread::spawn(move || {
                     m.sealed.store(true, Ordering::Release);
-                    if m.claims.drop_hold(|| m.sealed_len()) {
-                        m.release();
-                    }
+                    m.let_go();
                 })
             };
-            let v = m.slots[1].with(|p| unsafe { *p });
-            assert_eq!(v, 2);
-            if m.claims.drop_hold(|| m.sealed_len()) {
-                m.release();
-            }
+            m.read_and_let_go(1);
             front.join().unwrap();
             owner.join().unwrap();
             assert_eq!(m.releases.load(Ordering::Acquire), 1, "released exactly once");

@@ -370,23 +370,36 @@ mod tests {
         r
     }
 
+    /// A budget for one test, large enough never to refuse.
+    fn budget() -> &'static Budget {
+        Box::leak(Box::new(Budget::new(1 << 30)))
+    }
+
+    /// A charged chunk of [`SMALL_CHUNK`] slots, as a writer opens one.
+    fn open_chunk(budget: &'static Budget) -> Arc<Chunk> {
+        assert!(budget.try_charge(Chunk::bytes_for(SMALL_CHUNK)));
+        Chunk::with_slots(budget.take_slots(SMALL_CHUNK, 0).unwrap(), budget, 0)
+    }
+
+    /// A live thread's buffer whose chain starts at `first`.
+    fn buffer_from(first: Arc<Chunk>) -> Arc<ThreadBuffer> {
+        Arc::new(ThreadBuffer {
+            counters: Default::default(),
+            first: Mutex::new(Some(first)),
+            alive: AtomicBool::new(true),
+        })
+    }
+
     #[test]
     fn cursor_reads_across_sealed_chunks_in_order() {
-        let budget: &'static Budget = Box::leak(Box::new(Budget::new(1 << 30)));
-        let new = || {
-            assert!(budget.try_charge(Chunk::bytes_for(SMALL_CHUNK)));
-            Chunk::with_slots(budget.take_slots(SMALL_CHUNK, 0).unwrap(), budget, 0)
-        };
+        let budget = budget();
+        let new = move || open_chunk(budget);
         let a = new();
         let mut cur_chunk = a.clone();
         let first = a;
         let mut got = Vec::new();
         let mut ranges: Vec<ChunkRange> = Vec::new();
-        let buffer = Arc::new(ThreadBuffer {
-            counters: Default::default(),
-            first: Mutex::new(Some(first)),
-            alive: AtomicBool::new(true),
-        });
+        let buffer = buffer_from(first);
         let mut cursor = ThreadCursor::new(buffer);
         let mut len = 0;
         for i in 0..(2 * SMALL_CHUNK as u64 + 7) {
@@ -415,30 +428,37 @@ mod tests {
         assert_eq!(budget.used(), 0, "every chunk returned what it was charged");
     }
 
-    /// Stress: one thread writes across many chunks while another polls; the
-    /// reader must see every record exactly once, in order, fully written.
-    #[test]
-    fn a_concurrent_reader_sees_every_record_once_in_order() {
-        let budget: &'static Budget = Box::leak(Box::new(Budget::new(1 << 30)));
-        let first = {
-            assert!(budget.try_charge(Chunk::bytes_for(SMALL_CHUNK)));
-            Chunk::with_slots(budget.take_slots(SMALL_CHUNK, 0).unwrap(), budget, 0)
-        };
-        let buffer = Arc::new(ThreadBuffer {
-            counters: Default::default(),
-            first: Mutex::new(Some(first.clone())),
-            alive: AtomicBool::new(true),
-        });
-        let n: u64 = if cfg!(debug_assertions) { 200_000 } else { 2_000_000 };
+    /// One thread writes `n` records across many chunks — handing every
+    /// other chunk over itself as it seals it, if `hand_over` (sometimes after
+    /// the reader took part of it) — while another polls until the writer is
+    /// gone. Returns the records each side took, checking each was fully
+    /// written, and checks every chunk gave its bytes back.
+    fn write_while_polling(n: u64, hand_over: bool) -> (Vec<u64>, Vec<u64>) {
+        let budget = budget();
+        let first = open_chunk(budget);
+        let buffer = buffer_from(first.clone());
         let writer_buffer = buffer.clone();
+        let check = |s: &SpanRecord| {
+            let id = s.span_id.to_u64();
+            assert_eq!(s.start_unix_nanos, (id - 1) ^ 0x5555, "records are fully written");
+            id
+        };
         let writer = std::thread::spawn(move || {
+            let mut handed = Vec::new();
             let mut chunk = first;
             let mut len = 0;
+            let mut sealed = 0u64;
             for i in 0..n {
                 if len == chunk.capacity() {
-                    assert!(budget.try_charge(Chunk::bytes_for(SMALL_CHUNK)));
-                    let next = Chunk::with_slots(budget.take_slots(SMALL_CHUNK, 0).unwrap(), budget, 0);
+                    let next = open_chunk(budget);
                     chunk.seal_with_next(next.clone(), 0);
+                    sealed += 1;
+                    if hand_over && sealed % 2 == 0 {
+                        if let Some(r) = chunk.claim(len) {
+                            handed.extend(r.records().iter().map(check));
+                        }
+                    }
+                    chunk.drop_hold();
                     chunk = next;
                     len = 0;
                 }
@@ -447,30 +467,38 @@ mod tests {
                 unsafe { chunk.write(len, r) };
                 len += 1;
             }
+            chunk.drop_hold();
             drop(chunk);
             writer_buffer.alive.store(false, Ordering::Release);
+            handed
         });
         let mut cursor = ThreadCursor::new(buffer);
-        let mut next_expected = 1u64;
+        let mut polled = Vec::new();
         loop {
             let dead = !cursor.buffer.is_alive();
             let mut ranges: Vec<ChunkRange> = Vec::new();
             cursor.poll(&mut ranges);
             for r in &ranges {
-                for s in r.records() {
-                    assert_eq!(s.span_id.to_u64(), next_expected, "records arrive once and in order");
-                    assert_eq!(s.start_unix_nanos, (next_expected - 1) ^ 0x5555, "records are fully written");
-                    next_expected += 1;
-                }
+                polled.extend(r.records().iter().map(check));
             }
             if dead {
                 break;
             }
         }
-        writer.join().unwrap();
-        assert_eq!(next_expected - 1, n);
+        let handed = writer.join().unwrap();
         drop(cursor);
         assert_eq!(budget.used(), 0, "every chunk returned what it was charged");
+        (polled, handed)
+    }
+
+    /// Stress: one thread writes across many chunks while another polls; the
+    /// reader must see every record exactly once, in order, fully written.
+    #[test]
+    fn a_concurrent_reader_sees_every_record_once_in_order() {
+        let n: u64 = if cfg!(debug_assertions) { 200_000 } else { 2_000_000 };
+        let (polled, handed) = write_while_polling(n, false);
+        assert!(handed.is_empty());
+        assert_eq!(polled, (1..=n).collect::<Vec<_>>(), "every record once, in order");
     }
 
     /// A chunk its owner sealed, claimed and handed over (the direct path of
@@ -479,22 +507,15 @@ mod tests {
     /// links to it — and the cursor then skips its records.
     #[test]
     fn a_chunk_its_owner_handed_over_is_released_before_the_cursor_reaches_it() {
-        let budget: &'static Budget = Box::leak(Box::new(Budget::new(1 << 30)));
-        let new = || {
-            assert!(budget.try_charge(Chunk::bytes_for(SMALL_CHUNK)));
-            Chunk::with_slots(budget.take_slots(SMALL_CHUNK, 0).unwrap(), budget, 0)
-        };
+        let budget = budget();
+        let new = move || open_chunk(budget);
         let fill = |c: &Arc<Chunk>, from: u64| {
             for i in 0..SMALL_CHUNK {
                 unsafe { c.write(i, rec(from + i as u64)) };
             }
         };
         let (a, b, c) = (new(), new(), new());
-        let buffer = Arc::new(ThreadBuffer {
-            counters: Default::default(),
-            first: Mutex::new(Some(a.clone())),
-            alive: AtomicBool::new(true),
-        });
+        let buffer = buffer_from(a.clone());
         let mut cursor = ThreadCursor::new(buffer);
         fill(&a, 0);
         a.seal_with_next(b.clone(), 0);
@@ -520,82 +541,17 @@ mod tests {
     }
 
     /// Stress: the writer hands every other chunk over itself as it seals it
-    /// (sometimes after the reader took part of it) while the reader polls;
-    /// every record is taken exactly once, by one side or the other, and each
-    /// side sees its records fully written and in order.
+    /// while the reader polls; every record is taken exactly once, by one
+    /// side or the other, and each side sees its records in order.
     #[test]
     fn an_owner_handing_chunks_over_and_a_concurrent_reader_take_every_record_once() {
-        let budget: &'static Budget = Box::leak(Box::new(Budget::new(1 << 30)));
-        let open = move || {
-            assert!(budget.try_charge(Chunk::bytes_for(SMALL_CHUNK)));
-            Chunk::with_slots(budget.take_slots(SMALL_CHUNK, 0).unwrap(), budget, 0)
-        };
-        let first = open();
-        let buffer = Arc::new(ThreadBuffer {
-            counters: Default::default(),
-            first: Mutex::new(Some(first.clone())),
-            alive: AtomicBool::new(true),
-        });
         let n: u64 = if cfg!(debug_assertions) { 200_000 } else { 2_000_000 };
-        let writer_buffer = buffer.clone();
-        let writer = std::thread::spawn(move || {
-            let mut handed = Vec::new();
-            let mut chunk = first;
-            let mut len = 0;
-            let mut sealed = 0u64;
-            for i in 0..n {
-                if len == chunk.capacity() {
-                    let next = open();
-                    chunk.seal_with_next(next.clone(), 0);
-                    sealed += 1;
-                    if sealed % 2 == 0 {
-                        if let Some(r) = chunk.claim(len) {
-                            for s in r.records() {
-                                let id = s.span_id.to_u64();
-                                assert_eq!(s.start_unix_nanos, (id - 1) ^ 0x5555, "records are fully written");
-                                handed.push(id);
-                            }
-                        }
-                    }
-                    chunk.drop_hold();
-                    chunk = next;
-                    len = 0;
-                }
-                let mut r = rec(i);
-                r.start_unix_nanos = i ^ 0x5555;
-                unsafe { chunk.write(len, r) };
-                len += 1;
-            }
-            chunk.drop_hold();
-            drop(chunk);
-            writer_buffer.alive.store(false, Ordering::Release);
-            handed
-        });
-        let mut cursor = ThreadCursor::new(buffer);
-        let mut polled = Vec::new();
-        loop {
-            let dead = !cursor.buffer.is_alive();
-            let mut ranges: Vec<ChunkRange> = Vec::new();
-            cursor.poll(&mut ranges);
-            for r in &ranges {
-                for s in r.records() {
-                    let id = s.span_id.to_u64();
-                    assert_eq!(s.start_unix_nanos, (id - 1) ^ 0x5555, "records are fully written");
-                    polled.push(id);
-                }
-            }
-            if dead {
-                break;
-            }
-        }
-        let handed = writer.join().unwrap();
+        let (polled, handed) = write_while_polling(n, true);
         assert!(polled.windows(2).all(|w| w[0] < w[1]), "the reader's records are in order");
         assert!(handed.windows(2).all(|w| w[0] < w[1]), "the owner's records are in order");
         assert!(!handed.is_empty() && !polled.is_empty());
         let mut all = [polled, handed].concat();
         all.sort_unstable();
         assert_eq!(all, (1..=n).collect::<Vec<_>>(), "every record exactly once");
-        drop(cursor);
-        assert_eq!(budget.used(), 0, "every chunk returned what it was charged");
     }
 }
