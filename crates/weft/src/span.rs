@@ -1015,8 +1015,7 @@ fn start_sampled(l: &LocalState, parent: Parent, name: Str, opts: Options) -> Sp
                     w.shed_streak += 1;
                     if w.shed_streak >= SHED_YIELD_EVERY && tracer.collector_is_starved() {
                         w.shed_streak = 0;
-                        tracer.wake_collector();
-                        std::thread::yield_now();
+                        tracer.yield_to_collector();
                         used = tracer.budget.used();
                     }
                 }

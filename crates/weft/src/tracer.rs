@@ -503,8 +503,7 @@ impl TracerShared {
         if refused {
             // As a thread that cannot hand over does (`ThreadWriter::grow`):
             // the collector is late and now has more to do.
-            self.wake_collector();
-            std::thread::yield_now();
+            self.yield_to_collector();
         }
     }
 
@@ -595,6 +594,13 @@ impl TracerShared {
         if let Some(t) = self.collector_thread.get() {
             t.unpark();
         }
+    }
+
+    /// Wakes the starved collector (it may be parked past its nap) and gives
+    /// up the rest of this thread's time slice, so that it may run sooner.
+    pub(crate) fn yield_to_collector(&self) {
+        self.wake_collector();
+        std::thread::yield_now();
     }
 }
 

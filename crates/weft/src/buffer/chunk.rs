@@ -175,15 +175,6 @@ impl Chunk {
         self.is_sealed().then(|| self.len.load(Ordering::Acquire))
     }
 
-    /// Releases the slots: called once, by the party [`Claims`] chose.
-    fn release(&self) {
-        // SAFETY: no hold is left and none can touch the slots again (every
-        // record is claimed and the owner has sealed); `Claims` picks one
-        // party to get here, once.
-        let slots = std::mem::take(unsafe { &mut *self.slots.get() });
-        self.free_slots(slots);
-    }
-
     /// Writes slot `i` and publishes `i + 1` records.
     ///
     /// # Safety
@@ -262,11 +253,16 @@ impl Chunk {
         std::slice::from_raw_parts(s.as_ptr() as *const SpanRecord, s.len())
     }
 
-    /// Returns the slot array's bytes to the budget and the array to the pool
-    /// (records needing a destructor are dropped there or later: see
-    /// `Budget::recycle`). Called once: by the party that released the slots,
-    /// or by the drop of a chunk whose slots were never released.
-    fn free_slots(&self, mut slots: Slots) {
+    /// Releases the slots: returns the array's bytes to the budget and the
+    /// array to the pool (records needing a destructor are dropped there or
+    /// later: see `Budget::recycle`). Called once (`Claims` decides): by the
+    /// party that found the chunk sealed, fully claimed and without holds, or
+    /// by the drop of a chunk whose slots were never released.
+    fn release(&self) {
+        // SAFETY: no hold is left and none can touch the slots again (every
+        // record is claimed and the owner has sealed, or the chunk is being
+        // dropped); `Claims` lets one party get here, once.
+        let mut slots = std::mem::take(unsafe { &mut *self.slots.get() });
         let len = if self.needs_drop.load(Ordering::Acquire) { self.len.load(Ordering::Acquire) } else { 0 };
         let charged = self.charged.load(Ordering::Acquire);
         // Arrays of thread chains return to the pool; those built from orphan
@@ -296,8 +292,7 @@ impl Chunk {
 impl Drop for Chunk {
     fn drop(&mut self) {
         if self.claims.release_on_drop() {
-            let slots = std::mem::take(self.slots.get_mut());
-            self.free_slots(slots);
+            self.release();
         }
         // Unlink the rest of the chain iteratively so a long unread chain cannot
         // overflow the stack through recursive drops.

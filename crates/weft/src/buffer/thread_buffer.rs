@@ -293,8 +293,7 @@ impl ThreadWriter {
         }
         self.tracer.nudge_collector(Some(home));
         if starved && self.handoff.is_none() {
-            self.tracer.wake_collector();
-            std::thread::yield_now();
+            self.tracer.yield_to_collector();
         }
         true
     }
